@@ -1,0 +1,199 @@
+//! Policy → flows. Pure and deterministic: the same policy and switch
+//! always give the same sorted flow list.
+//!
+//! # Flow layout (one table, default table 0)
+//!
+//! ```text
+//! priority          match                                   action
+//! exempt  (40000)   tcp,  nw_src=S          (per exemption)  forward
+//!                   tcp,  nw_dst=S          (per exemption)  forward
+//!                   tcp6, ipv6_src=S / ipv6_dst=S            forward
+//! drop    (30000)   tcp,  tp_dst=25                          drop
+//!                   tcp,  tp_src=25                          drop
+//!                   tcp,  nw_frag=yes                        drop
+//!                   tcp6, tp_dst=25 / tp_src=25 / nw_frag=yes drop
+//! default (0)       any                                      forward
+//! ```
+//!
+//! An exemption takes its subscriber out of the policy: TCP from it or to
+//! it is forwarded, so it can send mail (tcp_dst=25 from it, replies with
+//! tcp_src=25 towards it) and run a mail server (the reverse), fragments
+//! included. Two flows per exemption give exactly that verdict; per-port
+//! flows would give the same verdict with three times the flows.
+//!
+//! Fragments: in OVS's default fragment mode every fragment shows L4 ports
+//! 0, so a fragmented SYN to port 25 would walk past the `tp_dst=25` drop.
+//! TCP fragments are therefore dropped outright (legitimate TCP does not
+//! fragment: it sizes segments by MSS and path MTU). UDP fragments (large
+//! DNS answers) are not touched.
+
+use crate::flow::{CookieSpace, FlowAction, FlowSpec, FragMatch, Match};
+use crate::model::{Dpid, Exemption, Family};
+
+/// The SMTP port.
+pub const SMTP: u16 = 25;
+
+/// Where allowed traffic goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Forward {
+    /// `output:NORMAL`, plus a lowest-priority NORMAL flow so a plain OVS
+    /// bridge forwards everything else.
+    Normal,
+    /// `goto_table:N`, to sit in front of another application's pipeline.
+    GotoTable(u8),
+}
+
+impl Forward {
+    fn action(self) -> FlowAction {
+        match self {
+            Forward::Normal => FlowAction::Normal,
+            Forward::GotoTable(t) => FlowAction::GotoTable(t),
+        }
+    }
+}
+
+/// Why a policy configuration is unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("exempt_priority ({exempt}) must be higher than drop_priority ({drop})")]
+    PriorityOrder { exempt: u16, drop: u16 },
+    #[error("drop_priority ({drop}) must be higher than default_priority ({default})")]
+    DefaultAboveDrop { drop: u16, default: u16 },
+    #[error("goto_table:{goto} must point past our table {table} (OpenFlow only jumps forward)")]
+    GotoBackwards { table: u8, goto: u8 },
+    #[error("table {0} is not a usable flow table (0 to 254)")]
+    BadTable(u8),
+}
+
+/// How port25 lays out its flows in a switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PolicyConfig {
+    /// The flow table port25 owns flows in.
+    pub table: u8,
+    /// Priority of exemption allow flows. Always above `drop_priority`.
+    pub exempt_priority: u16,
+    /// Priority of the port-25 drop flows.
+    pub drop_priority: u16,
+    /// Priority of the catch-all forwarding flow.
+    pub default_priority: u16,
+    /// Where allowed traffic goes.
+    pub forward: Forward,
+    /// Cookie prefix marking port25's flows.
+    pub cookies: CookieSpace,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> PolicyConfig {
+        PolicyConfig {
+            table: 0,
+            exempt_priority: 40000,
+            drop_priority: 30000,
+            default_priority: 0,
+            forward: Forward::Normal,
+            cookies: CookieSpace::default(),
+        }
+    }
+}
+
+impl PolicyConfig {
+    /// Check the invariants the fail-closed layout depends on.
+    ///
+    /// # Errors
+    /// See [`ConfigError`].
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.table == 255 {
+            return Err(ConfigError::BadTable(self.table));
+        }
+        if self.exempt_priority <= self.drop_priority {
+            return Err(ConfigError::PriorityOrder { exempt: self.exempt_priority, drop: self.drop_priority });
+        }
+        if self.drop_priority <= self.default_priority {
+            return Err(ConfigError::DefaultAboveDrop { drop: self.drop_priority, default: self.default_priority });
+        }
+        if let Forward::GotoTable(t) = self.forward {
+            if t <= self.table || t == 255 {
+                return Err(ConfigError::GotoBackwards { table: self.table, goto: t });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Base rule numbers (the value part of base cookies). Stable across
+/// versions: they name flows already installed in switches.
+mod rule {
+    pub const DROP_TCP_DST_25_V4: u64 = 1;
+    pub const DROP_TCP_SRC_25_V4: u64 = 2;
+    pub const DROP_TCP_FRAG_V4: u64 = 3;
+    pub const DROP_TCP_DST_25_V6: u64 = 4;
+    pub const DROP_TCP_SRC_25_V6: u64 = 5;
+    pub const DROP_TCP_FRAG_V6: u64 = 6;
+    pub const DEFAULT_FORWARD: u64 = 7;
+}
+
+/// The base flows every switch gets: port-25 drops for both families and
+/// the catch-all forwarding flow.
+pub fn base_flows(cfg: &PolicyConfig) -> Vec<FlowSpec> {
+    let mut flows = Vec::with_capacity(7);
+    for fam in Family::BOTH {
+        let (dst, src, frag) = match fam {
+            Family::V4 => (rule::DROP_TCP_DST_25_V4, rule::DROP_TCP_SRC_25_V4, rule::DROP_TCP_FRAG_V4),
+            Family::V6 => (rule::DROP_TCP_DST_25_V6, rule::DROP_TCP_SRC_25_V6, rule::DROP_TCP_FRAG_V6),
+        };
+        for (m, r) in [
+            (Match::tcp(fam).with_tcp_dst(SMTP), dst),
+            (Match::tcp(fam).with_tcp_src(SMTP), src),
+            (Match::tcp(fam).with_ip_frag(FragMatch::Any), frag),
+        ] {
+            flows.push(FlowSpec {
+                table: cfg.table,
+                priority: cfg.drop_priority,
+                matcher: m,
+                cookie: cfg.cookies.base(r),
+                action: FlowAction::Drop,
+            });
+        }
+    }
+    flows.push(FlowSpec {
+        table: cfg.table,
+        priority: cfg.default_priority,
+        matcher: Match::any(),
+        cookie: cfg.cookies.base(rule::DEFAULT_FORWARD),
+        action: cfg.forward.action(),
+    });
+    flows
+}
+
+/// The allow flows of one exemption (whatever switch it is for).
+pub fn exemption_flows(cfg: &PolicyConfig, ex: &Exemption) -> [FlowSpec; 2] {
+    let mk = |m: Match| FlowSpec {
+        table: cfg.table,
+        priority: cfg.exempt_priority,
+        matcher: m,
+        cookie: cfg.cookies.exemption(ex.id),
+        action: cfg.forward.action(),
+    };
+    [mk(Match::tcp_from(ex.subscriber)), mk(Match::tcp_to(ex.subscriber))]
+}
+
+/// All flows one switch should hold, sorted and deduplicated.
+///
+/// Two exemptions for the same prefix (different scopes) compile to flows
+/// with the same identity; the one with the lowest id wins the cookie, so
+/// the output never holds two flows the switch would treat as one.
+pub fn compile<'a, I>(cfg: &PolicyConfig, exemptions: I, dpid: Dpid) -> Vec<FlowSpec>
+where
+    I: IntoIterator<Item = &'a Exemption>,
+{
+    let mut flows = base_flows(cfg);
+    for ex in exemptions {
+        if ex.applies_to(dpid) {
+            flows.extend(exemption_flows(cfg, ex));
+        }
+    }
+    // Sort by identity, then cookie: dedup keeps the first (lowest cookie)
+    // of each identity.
+    flows.sort();
+    flows.dedup_by(|b, a| a.table == b.table && a.priority == b.priority && a.matcher == b.matcher);
+    flows
+}

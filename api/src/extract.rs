@@ -1,0 +1,118 @@
+//! [`ApiJson`]: a JSON body extractor whose every rejection is an
+//! [`ApiError`], so a client sees the same error body whether the JSON was
+//! malformed or a value failed validation.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{header, HeaderMap, StatusCode};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::error::ApiError;
+
+/// A request body that must be a JSON object deserializable as `T`.
+///
+/// Checks, in order: `Content-Type` is JSON (`415`), the body fits the
+/// limit set by `DefaultBodyLimit` in [`crate::app`] (`413`), it is
+/// syntactically JSON (`400`), it is an object (`400`), and it matches `T`
+/// (`400`, naming the field for unknown, missing and duplicate fields).
+///
+/// `T` should use `#[serde(deny_unknown_fields)]` so that a misspelt
+/// optional field is refused instead of silently ignored.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        check_content_type(req.headers())?;
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::bad_request(format!("cannot read request body: {}", rejection.body_text()))
+            }
+        })?;
+        parse(&bytes).map(ApiJson)
+    }
+}
+
+fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Err(ApiError::UnsupportedMediaType("missing Content-Type: expected application/json".into()));
+    };
+    let essence = value.to_str().ok().and_then(|v| v.split(';').next()).map(|v| v.trim().to_ascii_lowercase());
+    match essence.as_deref() {
+        Some("application/json") => Ok(()),
+        Some(e) if e.starts_with("application/") && e.ends_with("+json") => Ok(()),
+        _ => Err(ApiError::UnsupportedMediaType(format!(
+            "Content-Type {:?} is not supported: expected application/json",
+            String::from_utf8_lossy(value.as_bytes())
+        ))),
+    }
+}
+
+/// Parse in two steps: first into a [`Value`] (syntax errors, and a check
+/// that the top level is an object, since a derived `Deserialize` would
+/// also accept a positional array), then into `T`.
+fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("request body is not valid JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(ApiError::bad_request(format!(
+            "request body must be a JSON object, not {}",
+            kind(&value)
+        )));
+    }
+    serde_json::from_value(value).map_err(|e| {
+        let message = e.to_string();
+        match field_of(&message) {
+            Some(field) => ApiError::field(field, message),
+            None => ApiError::bad_request(message),
+        }
+    })
+}
+
+/// The field a serde error is about, for the messages serde's derive
+/// produces: "unknown field `x`, expected ...", "missing field `x`",
+/// "duplicate field `x`", also when wrapped in a longer message (axum's
+/// query rejection prefixes its own text). Type errors inside a field carry no name, which is
+/// why request structs take `serde_json::Value` fields and check the types
+/// themselves.
+pub(crate) fn field_of(message: &str) -> Option<String> {
+    let rest = ["unknown field `", "missing field `", "duplicate field `"]
+        .iter()
+        .find_map(|p| message.find(p).map(|at| &message[at + p.len()..]))?;
+    rest.split_once('`').map(|(name, _)| name.to_owned())
+}
+
+/// How a JSON value is called in error messages.
+pub(crate) fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::field_of;
+
+    #[test]
+    fn field_of_reads_serde_derive_messages() {
+        let m = "unknown field `subscribr`, expected one of `subscriber`, `note`, `switches`";
+        assert_eq!(field_of(m).as_deref(), Some("subscribr"));
+        assert_eq!(field_of("missing field `subscriber`").as_deref(), Some("subscriber"));
+        assert_eq!(field_of("duplicate field `note`").as_deref(), Some("note"));
+        assert_eq!(field_of("invalid type: integer `5`, expected a string"), None);
+    }
+}

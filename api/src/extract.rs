@@ -6,6 +6,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{header, HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
+use serde_json::error::Category;
 use serde_json::Value;
 
 use crate::error::ApiError;
@@ -57,25 +58,33 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// Parse in two steps: first into a [`Value`] (syntax errors, and a check
-/// that the top level is an object, since a derived `Deserialize` would
-/// also accept a positional array), then into `T`.
+/// Parse the body as an object of type `T`.
+///
+/// A derived `Deserialize` would also accept a positional array for a
+/// struct, so anything not starting with `{` is refused first (parsed as a
+/// [`Value`] only to say what it is, or why it is not JSON). Objects are
+/// parsed straight into `T`, which keeps serde's duplicate-field check: a
+/// `Value` round trip would silently keep the last of two `subscriber`s.
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let value: Value = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad_request(format!("request body is not valid JSON: {e}")))?;
-    if !value.is_object() {
-        return Err(ApiError::bad_request(format!(
-            "request body must be a JSON object, not {}",
-            kind(&value)
-        )));
+    let starts_object = bytes.iter().find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r')) == Some(&b'{');
+    if !starts_object {
+        let value: Value = serde_json::from_slice(bytes).map_err(not_json)?;
+        return Err(ApiError::bad_request(format!("request body must be a JSON object, not {}", kind(&value))));
     }
-    serde_json::from_value(value).map_err(|e| {
-        let message = e.to_string();
-        match field_of(&message) {
-            Some(field) => ApiError::field(field, message),
-            None => ApiError::bad_request(message),
+    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+        Category::Data => {
+            let message = e.to_string();
+            match field_of(&message) {
+                Some(field) => ApiError::field(field, message),
+                None => ApiError::bad_request(message),
+            }
         }
+        Category::Syntax | Category::Eof | Category::Io => not_json(e),
     })
+}
+
+fn not_json(e: serde_json::Error) -> ApiError {
+    ApiError::bad_request(format!("request body is not valid JSON: {e}"))
 }
 
 /// The field a serde error is about, for the messages serde's derive

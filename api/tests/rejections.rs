@@ -1,0 +1,164 @@
+//! Every kind of bad POST body is refused with a JSON error naming the
+//! field, and leaves the store and the published policy untouched.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use common::{harness, post_json};
+
+const BAD: StatusCode = StatusCode::BAD_REQUEST;
+
+async fn refused_body(body: &str, field: Option<&str>) -> String {
+    harness().refused(post_json(body), BAD, field).await
+}
+
+#[tokio::test]
+async fn rejects_bad_address() {
+    let m = refused_body(r#"{"subscriber":"10.0.0.300/32"}"#, Some("subscriber")).await;
+    assert!(m.contains("10.0.0.300"), "{m}");
+}
+
+#[tokio::test]
+async fn rejects_prefix_length_too_long_v4_and_v6() {
+    let m = refused_body(r#"{"subscriber":"10.0.0.1/33"}"#, Some("subscriber")).await;
+    assert!(m.contains("/33"), "{m}");
+    let m = refused_body(r#"{"subscriber":"2001:db8::/129"}"#, Some("subscriber")).await;
+    assert!(m.contains("/129"), "{m}");
+}
+
+#[tokio::test]
+async fn rejects_host_bits_and_suggests_the_network() {
+    let m = refused_body(r#"{"subscriber":"192.0.2.10/24"}"#, Some("subscriber")).await;
+    assert!(m.contains("192.0.2.0/24"), "{m}");
+}
+
+#[tokio::test]
+async fn rejects_prefixes_that_match_everything() {
+    for p in ["0.0.0.0/0", "::/0"] {
+        let m = refused_body(&format!(r#"{{"subscriber":"{p}"}}"#), Some("subscriber")).await;
+        assert!(m.contains("everyone"), "{m}");
+    }
+}
+
+#[tokio::test]
+async fn rejects_missing_or_null_subscriber() {
+    let m = refused_body(r#"{"note":"ticket 1"}"#, Some("subscriber")).await;
+    assert!(m.contains("required"), "{m}");
+    refused_body(r#"{"subscriber":null}"#, Some("subscriber")).await;
+    refused_body(r#"{"subscriber":""}"#, Some("subscriber")).await;
+}
+
+#[tokio::test]
+async fn rejects_subscriber_that_is_not_a_string() {
+    let m = refused_body(r#"{"subscriber":5}"#, Some("subscriber")).await;
+    assert!(m.contains("a number"), "{m}");
+    refused_body(r#"{"subscriber":["203.0.113.7/32"]}"#, Some("subscriber")).await;
+}
+
+#[tokio::test]
+async fn rejects_unknown_field_naming_it() {
+    let m = refused_body(r#"{"subscribr":"203.0.113.7/32"}"#, Some("subscribr")).await;
+    assert!(m.contains("subscribr"), "{m}");
+    // Also next to a valid subscriber: a typo in an optional field must
+    // not be silently dropped.
+    refused_body(r#"{"subscriber":"203.0.113.7/32","swiches":["1"]}"#, Some("swiches")).await;
+}
+
+#[tokio::test]
+async fn rejects_duplicate_field() {
+    refused_body(r#"{"subscriber":"203.0.113.7/32","subscriber":"0.0.0.0/0"}"#, Some("subscriber")).await;
+}
+
+#[tokio::test]
+async fn rejects_truncated_json() {
+    let m = refused_body(r#"{"subscriber":"203.0.113.7/32""#, None).await;
+    assert!(m.contains("not valid JSON"), "{m}");
+    refused_body("", None).await;
+    refused_body("{subscriber: 1}", None).await;
+}
+
+#[tokio::test]
+async fn rejects_body_that_is_not_an_object() {
+    // A derived Deserialize would take this array positionally.
+    let m = refused_body(r#"["203.0.113.7/32"]"#, None).await;
+    assert!(m.contains("object"), "{m}");
+    refused_body(r#""203.0.113.7/32""#, None).await;
+    refused_body("null", None).await;
+    refused_body("  42", None).await;
+}
+
+#[tokio::test]
+async fn rejects_wrong_content_type_with_415() {
+    let h = harness();
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("/v1/exemptions")
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(Body::from(r#"{"subscriber":"203.0.113.7/32"}"#))
+        .unwrap();
+    let m = h.refused(req, StatusCode::UNSUPPORTED_MEDIA_TYPE, None).await;
+    assert!(m.contains("application/json"), "{m}");
+}
+
+#[tokio::test]
+async fn rejects_missing_content_type_with_415() {
+    let h = harness();
+    let req = Request::post("/v1/exemptions").body(Body::from(r#"{"subscriber":"203.0.113.7/32"}"#)).unwrap();
+    h.refused(req, StatusCode::UNSUPPORTED_MEDIA_TYPE, None).await;
+}
+
+#[tokio::test]
+async fn accepts_json_content_type_with_charset() {
+    let h = harness();
+    let req = Request::post("/v1/exemptions")
+        .header(header::CONTENT_TYPE, "Application/JSON; charset=utf-8")
+        .body(Body::from(r#"{"subscriber":"203.0.113.7/32"}"#))
+        .unwrap();
+    assert_eq!(h.send(req).await.status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn rejects_oversized_body_with_json_413() {
+    let note = "a".repeat(70 * 1024);
+    let body = format!(r#"{{"subscriber":"203.0.113.7/32","note":"{note}"}}"#);
+    let m = harness().refused(post_json(&body), StatusCode::PAYLOAD_TOO_LARGE, None).await;
+    assert!(m.contains("65536"), "{m}");
+}
+
+#[tokio::test]
+async fn rejects_note_too_long() {
+    let ok = "é".repeat(1024); // counted in characters, not bytes
+    let h = harness();
+    let reply = h.grant(&format!(r#"{{"subscriber":"203.0.113.7/32","note":"{ok}"}}"#)).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.json);
+    let long = "a".repeat(1025);
+    let m = refused_body(&format!(r#"{{"subscriber":"203.0.113.7/32","note":"{long}"}}"#), Some("note")).await;
+    assert!(m.contains("1024"), "{m}");
+}
+
+#[tokio::test]
+async fn rejects_note_with_control_characters() {
+    for note in [r"line\nforged", r"bell\u0007", r"tab\there", r"del\u007f"] {
+        refused_body(&format!(r#"{{"subscriber":"203.0.113.7/32","note":"{note}"}}"#), Some("note")).await;
+    }
+    refused_body(r#"{"subscriber":"203.0.113.7/32","note":4411}"#, Some("note")).await;
+}
+
+#[tokio::test]
+async fn rejects_empty_switch_list() {
+    let m = refused_body(r#"{"subscriber":"203.0.113.7/32","switches":[]}"#, Some("switches")).await;
+    assert!(m.contains("omit switches to apply to every switch"), "{m}");
+}
+
+#[tokio::test]
+async fn rejects_bad_dpid_naming_its_position() {
+    let m = refused_body(
+        r#"{"subscriber":"203.0.113.7/32","switches":["0000000000000001","zz"]}"#,
+        Some("switches[1]"),
+    )
+    .await;
+    assert!(m.contains("'zz'"), "{m}");
+    refused_body(r#"{"subscriber":"203.0.113.7/32","switches":[1]}"#, Some("switches[0]")).await;
+    refused_body(r#"{"subscriber":"203.0.113.7/32","switches":"0000000000000001"}"#, Some("switches")).await;
+}

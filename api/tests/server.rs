@@ -1,0 +1,211 @@
+//! Read-only views, fallbacks, durability through a real sled store, and
+//! the app behind a real socket.
+
+mod common;
+
+use std::future::IntoFuture;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use common::{harness, harness_with};
+use port25_controller::{SwitchState, SwitchStatus};
+use port25_rules::{Dpid, ExemptionId, ExemptionStore, SledStore};
+use serde_json::{json, Value};
+use time::macros::datetime;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+fn switch(session: u64, dpid: u64) -> SwitchStatus {
+    SwitchStatus {
+        session,
+        dpid: Some(Dpid(dpid)),
+        openflow_version: Some("1.3".into()),
+        peer: "192.0.2.50:41234".parse().unwrap(),
+        connected_since: datetime!(2026-01-02 03:04:05 UTC),
+        state: SwitchState::InSync,
+        flow_count: 7,
+        in_sync: true,
+        policy_version: 3,
+        ipv6_enforced: true,
+        last_error: None,
+        last_error_at: None,
+    }
+}
+
+#[tokio::test]
+async fn switches_lists_the_fleet() {
+    let h = harness();
+    let empty = h.get("/v1/switches").await;
+    assert_eq!(empty.status, StatusCode::OK);
+    assert_eq!(empty.json, json!({"switches": []}));
+
+    h.fleet.put(switch(9, 2));
+    h.fleet.put(switch(4, 1));
+    let reply = h.get("/v1/switches").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let list = reply.json["switches"].as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(
+        list[0],
+        json!({
+            "session": 4,
+            "dpid": "0000000000000001",
+            "openflow_version": "1.3",
+            "peer": "192.0.2.50:41234",
+            "connected_since": "2026-01-02T03:04:05Z",
+            "state": "in_sync",
+            "flow_count": 7,
+            "in_sync": true,
+            "policy_version": 3,
+            "ipv6_enforced": true,
+            "last_error": null,
+            "last_error_at": null,
+        })
+    );
+    assert_eq!(list[1]["dpid"], "0000000000000002");
+}
+
+#[tokio::test]
+async fn healthz_reports_policy_version_and_counts() {
+    let h = harness();
+    assert_eq!(
+        h.get("/healthz").await.json,
+        json!({"status": "ok", "policy_version": 1, "exemptions": 0, "switches": 0})
+    );
+    h.fleet.put(switch(1, 1));
+    assert_eq!(h.grant(r#"{"subscriber":"203.0.113.7/32"}"#).await.status, StatusCode::CREATED);
+    let reply = h.get("/healthz").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.json, json!({"status": "ok", "policy_version": 2, "exemptions": 1, "switches": 1}));
+}
+
+#[tokio::test]
+async fn unknown_route_is_json_404() {
+    let h = harness();
+    for uri in ["/", "/v1/exemption", "/v2/exemptions", "/v1/exemptions/1/extra"] {
+        let reply = h.get(uri).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{uri}");
+        assert!(reply.json["error"].is_string(), "{uri}: {}", reply.json);
+    }
+}
+
+#[tokio::test]
+async fn wrong_method_is_json_405() {
+    let h = harness();
+    for (method, uri) in [("PUT", "/v1/exemptions"), ("DELETE", "/v1/exemptions"), ("POST", "/v1/exemptions/1"), ("POST", "/healthz")] {
+        let before = h.before();
+        let req = Request::builder().method(method).uri(uri).body(Body::empty()).unwrap();
+        let reply = h.send(req).await;
+        assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {uri}");
+        assert!(reply.json["error"].is_string(), "{method} {uri}: {}", reply.json);
+        let allow = reply.headers.get(header::ALLOW).and_then(|v| v.to_str().ok()).unwrap_or("");
+        assert!(allow.contains("GET"), "{method} {uri}: Allow {allow:?}");
+        assert_eq!(h.before(), before);
+    }
+}
+
+#[tokio::test]
+async fn granted_exemption_survives_reopening_the_sled_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = {
+        let store: Arc<dyn ExemptionStore> = Arc::new(SledStore::open(dir.path()).unwrap());
+        let h = harness_with(store);
+        let reply = h.grant(r#"{"subscriber":"203.0.113.0/24","note":"ticket 4411","switches":["1"]}"#).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.json);
+        reply.json["id"].as_u64().unwrap()
+        // The app and every handle on the store drop here, releasing sled's lock.
+    };
+
+    let reopened: Arc<dyn ExemptionStore> = Arc::new(reopen(dir.path()).await);
+    let records = reopened.list().unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].id, ExemptionId(id));
+    assert_eq!(records[0].subscriber.to_string(), "203.0.113.0/24");
+    assert_eq!(records[0].note.as_deref(), Some("ticket 4411"));
+
+    // And the API over the reopened store serves it and publishes it.
+    let h = harness_with(reopened);
+    assert!(h.policy.borrow().exemptions.contains_key(&ExemptionId(id)));
+    let reply = h.get(&format!("/v1/exemptions/{id}")).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.json["switches"], json!(["0000000000000001"]));
+    // Revoking is durable too.
+    assert_eq!(h.delete(&format!("/v1/exemptions/{id}")).await.status, StatusCode::NO_CONTENT);
+    drop(h);
+    assert!(reopen(dir.path()).await.list().unwrap().is_empty());
+}
+
+/// Open a sled store that was just dropped. sled 0.34 releases its file
+/// lock from a background thread after the last `Db` handle drops, so an
+/// immediate reopen can fail with "could not acquire lock" for a moment
+/// (spacejam/sled#1234, #1289). Retry that one error, briefly.
+async fn reopen(dir: &std::path::Path) -> SledStore {
+    let mut attempts = 0;
+    loop {
+        match SledStore::open(dir) {
+            Ok(store) => return store,
+            Err(e) if attempts < 50 && e.to_string().contains("could not acquire lock") => {
+                attempts += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("reopen {}: {e}", dir.display()),
+        }
+    }
+}
+
+/// Send one raw HTTP/1.1 request and read the whole answer (the request
+/// asks the server to close the connection).
+async fn raw_http(addr: std::net::SocketAddr, request: String) -> (u16, String, Value) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    stream.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8(buf).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").expect("header/body separator");
+    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let json = if body.is_empty() { Value::Null } else { serde_json::from_str(body).expect("JSON body") };
+    (status, head.to_owned(), json)
+}
+
+#[tokio::test]
+async fn serves_real_http_over_loopback() {
+    let h = harness();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(axum::serve(listener, h.app.clone()).into_future());
+
+    let body = r#"{"subscriber":"203.0.113.7","note":"ticket 4411"}"#;
+    let request = format!(
+        "POST /v1/exemptions HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let (status, head, json) = raw_http(addr, request).await;
+    assert_eq!(status, 201, "{head}\n{json}");
+    let id = json["id"].as_u64().unwrap();
+    let head_lower = head.to_ascii_lowercase();
+    assert!(head_lower.contains(&format!("\r\nlocation: /v1/exemptions/{id}\r\n")), "{head}");
+    assert!(head_lower.contains(&format!("\r\n{}: application/json", header::CONTENT_TYPE)), "{head}");
+    assert_eq!(json["subscriber"], "203.0.113.7/32");
+    assert_eq!(h.version(), 2);
+
+    let (status, _, json) =
+        raw_http(addr, format!("GET /v1/exemptions HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")).await;
+    assert_eq!(status, 200);
+    assert_eq!(json["exemptions"][0]["id"], id);
+
+    // A bad body over the wire gets the JSON error too.
+    let body = r#"{"subscriber":"10.0.0.300/32"}"#;
+    let request = format!(
+        "POST /v1/exemptions HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let (status, _, json) = raw_http(addr, request).await;
+    assert_eq!(status, 400);
+    assert_eq!(json["field"], "subscriber");
+    assert_eq!(h.version(), 2);
+
+    server.abort();
+}

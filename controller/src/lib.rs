@@ -2,11 +2,17 @@
 //!
 //! # Layout
 //! - [`ofp`]: the OpenFlow 1.3 wire codec (framing, typed messages). No I/O.
+//! - [`reconcile`]: the difference between a switch's table and the policy, in fail-closed order. Pure.
+//! - [`session`]: one task set per switch: handshake, read-back, rounds, echo.
+//! - [`server`]: the listener that gives each connection a session.
 //! - [`fleet`]: the shared, read-only view of every switch for the API.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
 pub mod fleet;
 pub mod ofp;
+pub mod reconcile;
+pub mod server;
+pub mod session;
 
 pub use fleet::{Fleet, SwitchState, SwitchStatus};

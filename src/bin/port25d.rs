@@ -1,1 +1,98 @@
-fn main() {}
+//! `port25d`: the port-25 policy controller.
+//!
+//! Run `port25d --help` for flags. Flags override the config file.
+#![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use port25::config::Config;
+use port25::daemon::{self, Settings};
+use tracing_subscriber::EnvFilter;
+
+/// OpenFlow controller enforcing the MAAWG port-25 policy on Open vSwitch edges.
+#[derive(Debug, Parser)]
+#[command(name = "port25d", version)]
+struct Args {
+    /// TOML config file (see examples/port25d.toml). Without it, defaults apply.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address switches connect to [default: 0.0.0.0:6653].
+    #[arg(long, value_name = "ADDR")]
+    openflow_listen: Option<SocketAddr>,
+    /// Address of the REST API [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    api_listen: Option<SocketAddr>,
+    /// Directory of the exemption store [default: ./port25-data].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Log filter, e.g. `info` or `port25_controller=debug,info` [default: info]. RUST_LOG overrides it.
+    #[arg(long, value_name = "FILTER")]
+    log: Option<String>,
+    /// Check the configuration and exit.
+    #[arg(long)]
+    check_config: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let mut cfg = match &args.config {
+        Some(path) => match Config::load(path) {
+            Ok(c) => c,
+            Err(e) => return fail(&e.to_string()),
+        },
+        None => Config::default(),
+    };
+    if let Some(a) = args.openflow_listen {
+        cfg.openflow.listen = a;
+    }
+    if let Some(a) = args.api_listen {
+        cfg.api.listen = a;
+    }
+    if let Some(d) = args.data_dir {
+        cfg.store.data_dir = d;
+    }
+    if let Some(l) = args.log {
+        cfg.log.filter = l;
+    }
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.is_empty() => EnvFilter::try_new(&v).map_err(|e| format!("RUST_LOG={v:?}: {e}")),
+        _ => EnvFilter::try_new(&cfg.log.filter).map_err(|e| format!("log filter {:?}: {e}", cfg.log.filter)),
+    };
+    let filter = match filter {
+        Ok(f) => f,
+        Err(e) => return fail(&format!("invalid log filter: {e}")),
+    };
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+
+    let session = match cfg.session_config() {
+        Ok(s) => s,
+        Err(e) => return fail(&e.to_string()),
+    };
+    if args.check_config {
+        println!("configuration OK");
+        return ExitCode::SUCCESS;
+    }
+    let settings = Settings {
+        openflow_listen: cfg.openflow.listen,
+        api_listen: cfg.api.listen,
+        data_dir: cfg.store.data_dir.clone(),
+        session,
+        max_switches: cfg.openflow.max_switches,
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
+    };
+    match rt.block_on(daemon::run(settings, daemon::signal(), |_| {})) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&format!("{e:#}")),
+    }
+}
+
+fn fail(msg: &str) -> ExitCode {
+    eprintln!("port25d: error: {msg}");
+    ExitCode::from(2)
+}

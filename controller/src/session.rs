@@ -1,0 +1,881 @@
+//! One switch connection: handshake, then converge and follow the policy.
+//!
+//! A session is three tasks around one TCP connection:
+//!
+//! ```text
+//!   socket ──► reader ──(frames)──► session loop ──(flow-mod batches)──► writer ──► socket
+//!                 │                                                       ▲
+//!                 └────────────(echo replies, priority queue)─────────────┘
+//! ```
+//!
+//! The reader answers echo requests itself through the writer's priority
+//! queue, so a session busy compiling or queueing a large round still
+//! answers OVS's keepalives (OVS drops a controller that is silent ~5 s).
+//! The reader also enforces the idle timeout. The writer enforces a write
+//! timeout, so a switch that stops reading cannot wedge the session.
+//!
+//! The session loop is a state machine: `Handshake` (Hello, then
+//! Features) and then rounds. A round either reads back our flows (flow
+//! stats filtered by our cookie) and converges from what it found, or,
+//! when the table is known exactly from the last confirmed round, goes
+//! straight to the difference. Each round ends with one barrier; only its
+//! reply confirms a policy version. See [`crate::reconcile`] for the order
+//! of changes.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use port25_rules::{compile, Dpid, FlowAction, PolicyConfig, Snapshot};
+use time::OffsetDateTime;
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tokio::time::{sleep_until, timeout, Instant};
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn, Instrument};
+
+use crate::fleet::{Fleet, SwitchState, SwitchStatus};
+use crate::ofp::{self, msg_type, DecodeError, FlowMod, FlowModCommand, Frame, MatchSpec, Message, OfpCodec};
+use crate::reconcile::{self, Change, Installed, Plan};
+
+/// Tunables for every session.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Flow layout.
+    pub policy: PolicyConfig,
+    /// How often we send an echo request.
+    pub echo_interval: Duration,
+    /// A switch that sends nothing (not even echo replies) for this long is dropped.
+    pub idle_timeout: Duration,
+    /// Hello + Features must complete within this.
+    pub handshake_timeout: Duration,
+    /// A flow-stats read-back or a barrier not answered within this fails
+    /// the round (read-back: converge without deletions; barrier: drop the
+    /// connection, the switch is not processing our messages).
+    pub request_timeout: Duration,
+    /// A write that cannot complete within this ends the session (the
+    /// switch stopped reading).
+    pub write_timeout: Duration,
+    /// First retry delay after a failed round; doubles up to `retry_max`.
+    pub retry_min: Duration,
+    pub retry_max: Duration,
+    /// Cap on flows accepted in one read-back (memory bound); more makes the
+    /// read-back incomplete.
+    pub max_readback_flows: usize,
+}
+
+impl Default for SessionConfig {
+    fn default() -> SessionConfig {
+        SessionConfig {
+            policy: PolicyConfig::default(),
+            echo_interval: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(15),
+            handshake_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
+            retry_min: Duration::from_millis(500),
+            retry_max: Duration::from_secs(30),
+            max_readback_flows: 4_000_000,
+        }
+    }
+}
+
+/// What every session shares.
+#[derive(Clone)]
+pub struct Shared {
+    pub cfg: Arc<SessionConfig>,
+    pub policy: watch::Receiver<Arc<Snapshot>>,
+    pub fleet: Fleet,
+    pub shutdown: CancellationToken,
+}
+
+/// Why a session ended.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionEnd {
+    #[error("controller shutting down")]
+    Shutdown,
+    #[error("switch closed the connection")]
+    Closed,
+    #[error("switch silent for {0:?}")]
+    Idle(Duration),
+    #[error("handshake not finished within {0:?}")]
+    HandshakeTimeout(Duration),
+    #[error("refused: {0}")]
+    Refused(String),
+    #[error("corrupt stream: {0}")]
+    Corrupt(DecodeError),
+    #[error("write failed: {0}")]
+    Write(String),
+    #[error("barrier not answered within {0:?}")]
+    BarrierTimeout(Duration),
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+}
+
+/// Messages from the reader to the session loop.
+enum Inbound {
+    Frame(Frame),
+    End(SessionEnd),
+}
+
+const DATA_CHUNK: usize = 64 * 1024;
+const DATA_QUEUE: usize = 64;
+const PRIO_QUEUE: usize = 32;
+const INBOUND_QUEUE: usize = 256;
+
+/// Run one switch connection to its end. Never panics on input; every end
+/// is logged once.
+pub async fn run(stream: TcpStream, peer: SocketAddr, id: u64, shared: Shared) {
+    let span = tracing::info_span!("switch", session = id, %peer, dpid = tracing::field::Empty);
+    async move {
+        let _ = stream.set_nodelay(true);
+        shared.fleet.put(SwitchStatus {
+            session: id,
+            dpid: None,
+            openflow_version: None,
+            peer,
+            connected_since: OffsetDateTime::now_utc(),
+            state: SwitchState::Handshaking,
+            flow_count: 0,
+            in_sync: false,
+            policy_version: 0,
+            ipv6_enforced: false,
+            last_error: None,
+            last_error_at: None,
+        });
+        let fleet = shared.fleet.clone();
+        let end = drive(stream, id, shared).await;
+        match &end {
+            SessionEnd::Shutdown => debug!("session closed for shutdown"),
+            SessionEnd::Refused(why) => {
+                warn!(reason = %why, "switch refused");
+                fleet.update(id, |s| {
+                    s.state = SwitchState::Refused;
+                    s.last_error = Some(why.clone());
+                    s.last_error_at = Some(OffsetDateTime::now_utc());
+                });
+                // Keep refused switches visible for a while, then forget them.
+                let fleet = fleet.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(600)).await;
+                    fleet.remove(id);
+                });
+                return;
+            }
+            SessionEnd::Closed => info!("switch disconnected"),
+            other => warn!(reason = %other, "switch session ended"),
+        }
+        fleet.remove(id);
+    }
+    .instrument(span)
+    .await
+}
+
+async fn drive(stream: TcpStream, id: u64, shared: Shared) -> SessionEnd {
+    let (rd, wr) = stream.into_split();
+    let (prio_tx, prio_rx) = mpsc::channel::<Bytes>(PRIO_QUEUE);
+    let (data_tx, data_rx) = mpsc::channel::<Bytes>(DATA_QUEUE);
+    let (in_tx, in_rx) = mpsc::channel::<Inbound>(INBOUND_QUEUE);
+    let cancel = shared.shutdown.child_token();
+    let reader = tokio::spawn(
+        read_loop(FramedRead::new(rd, OfpCodec::new()), prio_tx, in_tx, shared.cfg.idle_timeout, cancel.clone())
+            .in_current_span(),
+    );
+    let writer = tokio::spawn(write_loop(wr, prio_rx, data_rx, shared.cfg.write_timeout).in_current_span());
+    let mut session = Session::new(id, shared, data_tx);
+    let end = session.run(in_rx).await;
+    // Let queued bytes (e.g. a HELLO_FAILED error) go out before closing.
+    drop(session);
+    cancel.cancel();
+    let _ = timeout(Duration::from_secs(1), writer).await;
+    reader.abort();
+    end
+}
+
+async fn read_loop(
+    mut rd: FramedRead<OwnedReadHalf, OfpCodec>,
+    prio: mpsc::Sender<Bytes>,
+    tx: mpsc::Sender<Inbound>,
+    idle: Duration,
+    cancel: CancellationToken,
+) {
+    loop {
+        let next = tokio::select! {
+            _ = cancel.cancelled() => return,
+            n = timeout(idle, rd.next()) => n,
+        };
+        let item = match next {
+            Err(_) => Inbound::End(SessionEnd::Idle(idle)),
+            Ok(None) => Inbound::End(SessionEnd::Closed),
+            Ok(Some(Err(DecodeError::Io(e)))) => Inbound::End(SessionEnd::Write(format!("read: {e}"))),
+            Ok(Some(Err(e))) => Inbound::End(SessionEnd::Corrupt(e)),
+            Ok(Some(Ok(frame))) if frame.msg_type == msg_type::ECHO_REQUEST => {
+                let mut buf = BytesMut::with_capacity(8 + frame.body.len());
+                ofp::encode_echo_reply(&mut buf, frame.version, frame.xid, &frame.body);
+                // A full priority queue means the switch is not reading
+                // our replies either; dropping one reply changes nothing.
+                let _ = prio.try_send(buf.freeze());
+                continue;
+            }
+            Ok(Some(Ok(frame))) => Inbound::Frame(frame),
+        };
+        let end = matches!(item, Inbound::End(_));
+        if tx.send(item).await.is_err() || end {
+            return;
+        }
+    }
+}
+
+async fn write_loop(
+    mut wr: OwnedWriteHalf,
+    mut prio: mpsc::Receiver<Bytes>,
+    mut data: mpsc::Receiver<Bytes>,
+    write_timeout: Duration,
+) -> Result<(), String> {
+    loop {
+        let buf = tokio::select! {
+            biased;
+            Some(b) = prio.recv() => b,
+            Some(b) = data.recv() => b,
+            else => break,
+        };
+        match timeout(write_timeout, wr.write_all(&buf)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e.to_string()),
+            Err(_) => return Err(format!("switch did not read for {write_timeout:?}")),
+        }
+    }
+    let _ = wr.shutdown().await;
+    Ok(())
+}
+
+/// The round in progress.
+enum Round {
+    /// Collecting flow-stats replies.
+    ReadBack { xid: u32, deadline: Instant, flows: Vec<Installed>, truncated: bool },
+    /// Changes sent; waiting for the barrier reply.
+    Apply(Applying),
+}
+
+struct Applying {
+    barrier_xid: u32,
+    deadline: Instant,
+    /// The table the plan was computed against.
+    base: Vec<Installed>,
+    plan: Plan,
+    /// Whether `base` was known to be complete.
+    complete: bool,
+    version: u64,
+    /// xid of the first change; change `i` has xid `first_xid + i`.
+    first_xid: u32,
+    errors: Vec<String>,
+    started: Instant,
+}
+
+struct Session {
+    id: u64,
+    shared: Shared,
+    data_tx: mpsc::Sender<Bytes>,
+    next_xid: u32,
+    dpid: Option<Dpid>,
+    /// Our flows in the switch, as of the last confirmed round.
+    installed: Vec<Installed>,
+    /// `installed` is exact (read back completely, every change since confirmed).
+    known: bool,
+    round: Option<Round>,
+    /// The policy changed (or a retry is due) while a round was running.
+    pending: bool,
+    retry_at: Option<Instant>,
+    backoff: Duration,
+}
+
+impl Session {
+    fn new(id: u64, shared: Shared, data_tx: mpsc::Sender<Bytes>) -> Session {
+        let backoff = shared.cfg.retry_min;
+        Session {
+            id,
+            shared,
+            data_tx,
+            next_xid: 1,
+            dpid: None,
+            installed: Vec::new(),
+            known: false,
+            round: None,
+            pending: false,
+            retry_at: None,
+            backoff,
+        }
+    }
+
+    fn xid(&mut self) -> u32 {
+        let x = self.next_xid;
+        // xid 0 is avoided: some switches use it for unsolicited messages.
+        self.next_xid = self.next_xid.checked_add(1).unwrap_or(1);
+        x
+    }
+
+    async fn send(&self, buf: BytesMut) -> Result<(), SessionEnd> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        self.data_tx.send(buf.freeze()).await.map_err(|_| SessionEnd::Write("writer gone".into()))
+    }
+
+    async fn run(&mut self, mut rx: mpsc::Receiver<Inbound>) -> SessionEnd {
+        let cfg = self.shared.cfg.clone();
+        let deadline = Instant::now() + cfg.handshake_timeout;
+        match self.handshake(&mut rx, deadline).await {
+            Ok(()) => {}
+            Err(e) => return e,
+        }
+        let mut policy = self.shared.policy.clone();
+        policy.mark_changed(); // the first round starts at once
+        let mut echo = tokio::time::interval(cfg.echo_interval);
+        echo.tick().await;
+        loop {
+            let round_deadline = match &self.round {
+                Some(Round::ReadBack { deadline, .. }) => Some(*deadline),
+                Some(Round::Apply(a)) => Some(a.deadline),
+                None => None,
+            };
+            let retry_at = self.retry_at;
+            let shutdown = self.shared.shutdown.clone();
+            let res = tokio::select! {
+                _ = shutdown.cancelled() => return SessionEnd::Shutdown,
+                msg = rx.recv() => match msg {
+                    Some(Inbound::Frame(f)) => self.on_frame(f).await,
+                    Some(Inbound::End(e)) => return e,
+                    None => return SessionEnd::Closed,
+                },
+                changed = policy.changed() => {
+                    if changed.is_err() {
+                        // The policy publisher is gone: the daemon is stopping.
+                        return SessionEnd::Shutdown;
+                    }
+                    self.pending = true;
+                    Ok(())
+                }
+                _ = echo.tick() => {
+                    let mut b = BytesMut::new();
+                    let x = self.xid();
+                    ofp::encode_echo_request(&mut b, ofp::OFP13, x, b"port25");
+                    self.send(b).await
+                }
+                _ = sleep_until(round_deadline.unwrap_or_else(far_future)), if round_deadline.is_some() => {
+                    self.on_round_timeout().await
+                }
+                _ = sleep_until(retry_at.unwrap_or_else(far_future)), if retry_at.is_some() => {
+                    self.retry_at = None;
+                    self.pending = true;
+                    Ok(())
+                }
+            };
+            if let Err(e) = res {
+                return e;
+            }
+            if self.round.is_none() && self.pending {
+                self.pending = false;
+                if let Err(e) = self.start_round(&mut policy).await {
+                    return e;
+                }
+            }
+        }
+    }
+
+    async fn handshake(&mut self, rx: &mut mpsc::Receiver<Inbound>, deadline: Instant) -> Result<(), SessionEnd> {
+        let cfg = self.shared.cfg.clone();
+        let mut b = BytesMut::new();
+        let x = self.xid();
+        ofp::encode_hello(&mut b, x, &[ofp::OFP13]);
+        self.send(b).await?;
+        // 1. The switch's Hello.
+        let frame = self.recv_until(rx, deadline, cfg.handshake_timeout).await?;
+        let hello = match ofp::decode_message(&frame) {
+            Ok(Message::Hello(h)) => h,
+            Ok(_) => {
+                return Err(SessionEnd::Protocol(format!(
+                    "expected HELLO first, got message type {}",
+                    frame.msg_type
+                )))
+            }
+            Err(e) => return Err(SessionEnd::Corrupt(e)),
+        };
+        let common = match hello.versions {
+            Some(bitmap) => bitmap & (1 << ofp::OFP13) != 0,
+            None => frame.version >= ofp::OFP13,
+        };
+        if !common {
+            let offered = match hello.versions {
+                Some(bm) => (0..32u8)
+                    .filter(|v| bm & (1u32 << v) != 0)
+                    .map(version_name)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                None => format!("up to {}", version_name(frame.version)),
+            };
+            let why = format!("switch offers OpenFlow {offered}; port25d requires OpenFlow 1.3");
+            let mut b = BytesMut::new();
+            ofp::encode_error(
+                &mut b,
+                frame.version.min(ofp::OFP13),
+                frame.xid,
+                ofp::OFPET_HELLO_FAILED,
+                ofp::OFPHFC_INCOMPATIBLE,
+                why.as_bytes(),
+            );
+            let _ = self.send(b).await;
+            return Err(SessionEnd::Refused(why));
+        }
+        // 2. Features: the datapath id.
+        let mut b = BytesMut::new();
+        let fx = self.xid();
+        ofp::encode_features_request(&mut b, fx);
+        self.send(b).await?;
+        loop {
+            let frame = self.recv_until(rx, deadline, cfg.handshake_timeout).await?;
+            match ofp::decode_message(&frame) {
+                Ok(Message::FeaturesReply(f)) => {
+                    let dpid = Dpid(f.datapath_id);
+                    self.dpid = Some(dpid);
+                    tracing::Span::current().record("dpid", tracing::field::display(dpid));
+                    info!(n_tables = f.n_tables, "switch connected (OpenFlow 1.3)");
+                    self.shared.fleet.update(self.id, |s| {
+                        s.dpid = Some(dpid);
+                        s.openflow_version = Some("1.3".into());
+                        s.state = SwitchState::Syncing;
+                        s.ipv6_enforced = true;
+                    });
+                    return Ok(());
+                }
+                Ok(Message::Error(e)) => {
+                    return Err(SessionEnd::Protocol(format!(
+                        "switch answered the handshake with an error: {}",
+                        describe_error(e.err_type, e.code)
+                    )))
+                }
+                // Port status and the like may arrive before the reply.
+                Ok(other) => debug!(msg = ?kind(&other), "ignored during handshake"),
+                Err(e) => debug!(error = %e, "malformed message during handshake skipped"),
+            }
+        }
+    }
+
+    async fn recv_until(
+        &mut self,
+        rx: &mut mpsc::Receiver<Inbound>,
+        deadline: Instant,
+        limit: Duration,
+    ) -> Result<Frame, SessionEnd> {
+        let shutdown = self.shared.shutdown.clone();
+        tokio::select! {
+            _ = shutdown.cancelled() => Err(SessionEnd::Shutdown),
+            _ = sleep_until(deadline) => Err(SessionEnd::HandshakeTimeout(limit)),
+            m = rx.recv() => match m {
+                Some(Inbound::Frame(f)) => Ok(f),
+                Some(Inbound::End(e)) => Err(e),
+                None => Err(SessionEnd::Closed),
+            }
+        }
+    }
+
+    /// Start a round for the current policy.
+    async fn start_round(&mut self, policy: &mut watch::Receiver<Arc<Snapshot>>) -> Result<(), SessionEnd> {
+        if !self.known {
+            let cfg = self.shared.cfg.policy;
+            let mut b = BytesMut::new();
+            let xid = self.xid();
+            ofp::encode_flow_stats_request(&mut b, xid, cfg.table, cfg.cookies.filter_value(), cfg.cookies.filter_mask());
+            self.send(b).await?;
+            // The read-back answers for the current policy; changes after
+            // this point trigger another round.
+            policy.borrow_and_update();
+            self.round = Some(Round::ReadBack {
+                xid,
+                deadline: Instant::now() + self.shared.cfg.request_timeout,
+                flows: Vec::new(),
+                truncated: false,
+            });
+            self.set_state(SwitchState::Syncing, false);
+            return Ok(());
+        }
+        let snap = policy.borrow_and_update().clone();
+        let base = std::mem::take(&mut self.installed);
+        self.apply_round(base, true, snap).await
+    }
+
+    /// Compute the difference against `base` and send it, then a barrier.
+    async fn apply_round(&mut self, base: Vec<Installed>, complete: bool, snap: Arc<Snapshot>) -> Result<(), SessionEnd> {
+        let Some(dpid) = self.dpid else {
+            return Err(SessionEnd::Protocol("round before the datapath id is known".into()));
+        };
+        let started = Instant::now();
+        let desired = compile(&self.shared.cfg.policy, snap.exemptions.values(), dpid);
+        let plan = reconcile::plan(&base, &desired, complete);
+        if plan.deletions_withheld > 0 {
+            warn!(withheld = plan.deletions_withheld, "read-back incomplete: stale flows left in place this round");
+        }
+        let first_xid = self.next_xid;
+        let mut buf = BytesMut::with_capacity(DATA_CHUNK + 512);
+        for change in &plan.changes {
+            let xid = self.xid();
+            encode_change(&mut buf, xid, change);
+            if buf.len() >= DATA_CHUNK {
+                let full = std::mem::replace(&mut buf, BytesMut::with_capacity(DATA_CHUNK + 512));
+                self.send(full).await?;
+            }
+        }
+        let barrier_xid = self.xid();
+        ofp::encode_barrier_request(&mut buf, barrier_xid);
+        self.send(buf).await?;
+        if !plan.changes.is_empty() {
+            debug!(adds = plan.adds(), deletes = plan.deletes(), kept = plan.kept, version = snap.version, "changes sent");
+        }
+        self.round = Some(Round::Apply(Applying {
+            barrier_xid,
+            deadline: Instant::now() + self.shared.cfg.request_timeout,
+            base,
+            plan,
+            complete,
+            version: snap.version,
+            first_xid,
+            errors: Vec::new(),
+            started,
+        }));
+        Ok(())
+    }
+
+    async fn on_frame(&mut self, frame: Frame) -> Result<(), SessionEnd> {
+        let msg = match ofp::decode_message(&frame) {
+            Ok(m) => m,
+            Err(e) => {
+                // One malformed message: if it was our read-back, the
+                // read-back is incomplete; otherwise skip it.
+                warn!(error = %e, msg_type = frame.msg_type, xid = frame.xid, "malformed message skipped");
+                if let Some(Round::ReadBack { xid, truncated, .. }) = &mut self.round {
+                    if *xid == frame.xid {
+                        *truncated = true;
+                        return self.finish_readback().await;
+                    }
+                }
+                return Ok(());
+            }
+        };
+        match msg {
+            Message::MultipartReply(mp) => {
+                let max = self.shared.cfg.max_readback_flows;
+                let cfg = self.shared.cfg.policy;
+                let Some(Round::ReadBack { xid, flows, truncated, .. }) = &mut self.round else {
+                    debug!(xid = frame.xid, "unexpected multipart reply skipped");
+                    return Ok(());
+                };
+                if *xid != frame.xid {
+                    debug!(xid = frame.xid, "multipart reply for another request skipped");
+                    return Ok(());
+                }
+                match mp.body {
+                    ofp::MultipartBody::Flow(records) => {
+                        for r in records {
+                            // The switch filtered by cookie; check anyway, a
+                            // foreign flow is never ours to touch.
+                            if !cfg.cookies.owns(r.cookie) || r.table_id != cfg.table {
+                                continue;
+                            }
+                            if flows.len() >= max {
+                                *truncated = true;
+                                break;
+                            }
+                            flows.push(Installed {
+                                table: r.table_id,
+                                priority: r.priority,
+                                cookie: r.cookie,
+                                matcher: r.matcher,
+                                raw_match: Some(r.raw_match),
+                                action: r.action,
+                            });
+                        }
+                    }
+                    _ => *truncated = true,
+                }
+                if !mp.more || *truncated {
+                    return self.finish_readback().await;
+                }
+                Ok(())
+            }
+            Message::BarrierReply => {
+                let done = matches!(&self.round, Some(Round::Apply(a)) if a.barrier_xid == frame.xid);
+                if done {
+                    self.finish_apply();
+                }
+                Ok(())
+            }
+            Message::Error(e) => {
+                self.on_error(frame.xid, e.err_type, e.code, &e.data).await
+            }
+            Message::PortStatus { reason, port_no, name } => {
+                debug!(reason, port_no, %name, "port status");
+                Ok(())
+            }
+            Message::EchoReply(_) => Ok(()),
+            Message::Experimenter { experimenter, exp_type, .. } => {
+                debug!(experimenter = format_args!("0x{experimenter:08x}"), exp_type, "experimenter message skipped");
+                Ok(())
+            }
+            Message::Unknown { msg_type, .. } => {
+                debug!(msg_type, "unknown message type skipped");
+                Ok(())
+            }
+            Message::Hello(_) | Message::FeaturesReply(_) | Message::EchoRequest(_) => Ok(()),
+        }
+    }
+
+    async fn on_error(&mut self, xid: u32, err_type: u16, code: u16, data: &[u8]) -> Result<(), SessionEnd> {
+        let what = describe_error(err_type, code);
+        match &mut self.round {
+            Some(Round::Apply(a)) => {
+                let idx = xid.wrapping_sub(a.first_xid) as usize;
+                if xid >= a.first_xid && idx < a.plan.changes.len() {
+                    let flow = a.plan.changes[idx].describe();
+                    error!(error = %what, %flow, "switch refused a flow-mod");
+                    a.errors.push(format!("{what}: {flow}"));
+                    let msg = format!("switch refused a flow-mod ({what}): {flow}");
+                    self.note_error(msg);
+                    return Ok(());
+                }
+            }
+            Some(Round::ReadBack { xid: rx, truncated, .. }) if *rx == xid => {
+                error!(error = %what, "switch refused the flow read-back");
+                *truncated = true;
+                self.note_error(format!("switch refused the flow read-back ({what})"));
+                return self.finish_readback().await;
+            }
+            _ => {}
+        }
+        warn!(error = %what, xid, data_len = data.len(), "switch reported an error for no pending request");
+        self.note_error(format!("switch reported {what} (xid {xid})"));
+        Ok(())
+    }
+
+    fn note_error(&self, msg: String) {
+        self.shared.fleet.update(self.id, |s| {
+            s.last_error = Some(msg);
+            s.last_error_at = Some(OffsetDateTime::now_utc());
+            s.state = SwitchState::Degraded;
+            s.in_sync = false;
+        });
+    }
+
+    async fn finish_readback(&mut self) -> Result<(), SessionEnd> {
+        let Some(Round::ReadBack { flows, truncated, .. }) = self.round.take() else { return Ok(()) };
+        let snap = self.shared.policy.borrow().clone();
+        debug!(flows = flows.len(), complete = !truncated, "read back our flows");
+        self.apply_round(flows, !truncated, snap).await
+    }
+
+    async fn on_round_timeout(&mut self) -> Result<(), SessionEnd> {
+        match &mut self.round {
+            Some(Round::ReadBack { truncated, flows, .. }) => {
+                warn!(received = flows.len(), "flow read-back timed out; converging without deletions");
+                *truncated = true;
+                self.note_error("flow read-back timed out".into());
+                self.finish_readback().await
+            }
+            Some(Round::Apply(_)) => Err(SessionEnd::BarrierTimeout(self.shared.cfg.request_timeout)),
+            None => Ok(()),
+        }
+    }
+
+    /// The barrier reply arrived: every change before it has been processed.
+    fn finish_apply(&mut self) {
+        let Some(Round::Apply(a)) = self.round.take() else { return };
+        self.installed = reconcile::apply(&a.base, &a.plan);
+        let ok = a.errors.is_empty() && a.complete;
+        let elapsed_ms = a.started.elapsed().as_millis() as u64;
+        let flows = self.installed.len();
+        if ok {
+            self.known = true;
+            self.backoff = self.shared.cfg.retry_min;
+            if !a.plan.changes.is_empty() {
+                info!(
+                    version = a.version,
+                    added = a.plan.adds(),
+                    deleted = a.plan.deletes(),
+                    kept = a.plan.kept,
+                    flows,
+                    elapsed_ms,
+                    "switch in sync"
+                );
+            }
+            self.shared.fleet.update(self.id, |s| {
+                s.state = SwitchState::InSync;
+                s.in_sync = true;
+                s.policy_version = a.version;
+                s.flow_count = flows;
+            });
+        } else {
+            // Some change was refused or the read-back was partial: we no
+            // longer know the table exactly. Read it back after a pause.
+            self.known = false;
+            self.retry_at = Some(Instant::now() + self.backoff);
+            warn!(
+                version = a.version,
+                errors = a.errors.len(),
+                complete = a.complete,
+                retry_in_ms = self.backoff.as_millis() as u64,
+                "round finished degraded; will read back and retry"
+            );
+            self.backoff = (self.backoff * 2).min(self.shared.cfg.retry_max);
+            self.shared.fleet.update(self.id, |s| {
+                s.state = SwitchState::Degraded;
+                s.in_sync = false;
+                s.flow_count = flows;
+            });
+        }
+    }
+
+    fn set_state(&self, state: SwitchState, in_sync: bool) {
+        self.shared.fleet.update(self.id, |s| {
+            if s.state != SwitchState::Degraded || in_sync {
+                s.state = state;
+            }
+            s.in_sync = in_sync;
+        });
+    }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86400 * 365)
+}
+
+/// Encode one planned change as a flow-mod.
+fn encode_change(buf: &mut BytesMut, xid: u32, change: &Change) {
+    match change {
+        Change::Add(f) => ofp::encode_flow_mod(
+            buf,
+            xid,
+            &FlowMod {
+                command: FlowModCommand::Add,
+                table_id: f.table,
+                priority: f.priority,
+                cookie: f.cookie,
+                cookie_mask: 0,
+                matcher: MatchSpec::Typed(&f.matcher),
+                action: f.action,
+                flags: 0,
+            },
+        ),
+        Change::Delete(i) => {
+            // Strict: exact match and priority, and only with our exact
+            // cookie (full mask), so a foreign flow with the same match
+            // survives.
+            let matcher = match (&i.raw_match, &i.matcher) {
+                (Some(raw), _) => MatchSpec::Raw(raw),
+                (None, Some(m)) => MatchSpec::Typed(m),
+                (None, None) => return,
+            };
+            ofp::encode_flow_mod(
+                buf,
+                xid,
+                &FlowMod {
+                    command: FlowModCommand::DeleteStrict,
+                    table_id: i.table,
+                    priority: i.priority,
+                    cookie: i.cookie,
+                    cookie_mask: u64::MAX,
+                    matcher,
+                    action: FlowAction::Drop,
+                    flags: 0,
+                },
+            )
+        }
+    }
+}
+
+fn version_name(v: u8) -> String {
+    match v {
+        1 => "1.0".into(),
+        2 => "1.1".into(),
+        3 => "1.2".into(),
+        4 => "1.3".into(),
+        5 => "1.4".into(),
+        6 => "1.5".into(),
+        v => format!("wire version {v}"),
+    }
+}
+
+fn kind(m: &Message) -> &'static str {
+    match m {
+        Message::Hello(_) => "hello",
+        Message::Error(_) => "error",
+        Message::EchoRequest(_) => "echo_request",
+        Message::EchoReply(_) => "echo_reply",
+        Message::Experimenter { .. } => "experimenter",
+        Message::FeaturesReply(_) => "features_reply",
+        Message::PortStatus { .. } => "port_status",
+        Message::MultipartReply(_) => "multipart_reply",
+        Message::BarrierReply => "barrier_reply",
+        Message::Unknown { .. } => "unknown",
+    }
+}
+
+/// OpenFlow 1.3 error type and code as text, e.g.
+/// `OFPET_FLOW_MOD_FAILED/OFPFMFC_TABLE_FULL (type 5, code 1)`.
+pub fn describe_error(err_type: u16, code: u16) -> String {
+    let ty = match err_type {
+        0 => "OFPET_HELLO_FAILED",
+        1 => "OFPET_BAD_REQUEST",
+        2 => "OFPET_BAD_ACTION",
+        3 => "OFPET_BAD_INSTRUCTION",
+        4 => "OFPET_BAD_MATCH",
+        5 => "OFPET_FLOW_MOD_FAILED",
+        6 => "OFPET_GROUP_MOD_FAILED",
+        7 => "OFPET_PORT_MOD_FAILED",
+        8 => "OFPET_TABLE_MOD_FAILED",
+        9 => "OFPET_QUEUE_OP_FAILED",
+        10 => "OFPET_SWITCH_CONFIG_FAILED",
+        11 => "OFPET_ROLE_REQUEST_FAILED",
+        12 => "OFPET_METER_MOD_FAILED",
+        13 => "OFPET_TABLE_FEATURES_FAILED",
+        0xffff => "OFPET_EXPERIMENTER",
+        _ => "unknown error type",
+    };
+    let c: Option<&str> = match (err_type, code) {
+        (1, 1) => Some("OFPBRC_BAD_TYPE"),
+        (1, 2) => Some("OFPBRC_BAD_MULTIPART"),
+        (1, 3) => Some("OFPBRC_BAD_EXPERIMENTER"),
+        (1, 5) => Some("OFPBRC_EPERM"),
+        (1, 6) => Some("OFPBRC_BAD_LEN"),
+        (1, 11) => Some("OFPBRC_IS_SLAVE"),
+        (3, 0) => Some("OFPBIC_UNKNOWN_INST"),
+        (3, 2) => Some("OFPBIC_BAD_TABLE_ID"),
+        (4, 3) => Some("OFPBMC_BAD_FIELD"),
+        (4, 9) => Some("OFPBMC_BAD_PREREQ"),
+        (5, 0) => Some("OFPFMFC_UNKNOWN"),
+        (5, 1) => Some("OFPFMFC_TABLE_FULL"),
+        (5, 2) => Some("OFPFMFC_BAD_TABLE_ID"),
+        (5, 3) => Some("OFPFMFC_OVERLAP"),
+        (5, 4) => Some("OFPFMFC_EPERM"),
+        (5, 5) => Some("OFPFMFC_BAD_TIMEOUT"),
+        (5, 6) => Some("OFPFMFC_BAD_COMMAND"),
+        (5, 7) => Some("OFPFMFC_BAD_FLAGS"),
+        _ => None,
+    };
+    match c {
+        Some(c) => format!("{ty}/{c} (type {err_type}, code {code})"),
+        None => format!("{ty} (type {err_type}, code {code})"),
+    }
+}
+
+/// Count of sessions by state, for logs.
+pub fn state_counts(fleet: &Fleet) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for s in fleet.snapshot() {
+        *m.entry(format!("{:?}", s.state)).or_insert(0) += 1;
+    }
+    m
+}

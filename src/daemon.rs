@@ -1,0 +1,136 @@
+//! Wiring: store → policy channel → OpenFlow listener and REST API, with
+//! one shutdown token for all of them.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use port25_api::AppState;
+use port25_controller::server;
+use port25_controller::session::{SessionConfig, Shared};
+use port25_controller::Fleet;
+use port25_rules::{ExemptionStore, SledStore, Snapshot};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+/// Everything `run` needs, already validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub openflow_listen: SocketAddr,
+    pub api_listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub session: SessionConfig,
+    pub max_switches: usize,
+}
+
+/// Addresses actually bound (port 0 in `Settings` picks a free port).
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    pub openflow: SocketAddr,
+    pub api: SocketAddr,
+}
+
+/// Open the store, bind both listeners, serve until `shutdown` resolves,
+/// then stop accepting, close sessions (flows stay on the switches) and
+/// return. `on_ready` is called with the bound addresses once both
+/// listeners are up.
+///
+/// # Errors
+/// The store cannot be opened, or a listener cannot be bound; the message
+/// says which and what to change.
+pub async fn run(
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    on_ready: impl FnOnce(Bound) + Send,
+) -> anyhow::Result<()> {
+    let dir = settings.data_dir.clone();
+    let store = tokio::task::spawn_blocking(move || SledStore::open(&dir))
+        .await
+        .context("store open task failed")?
+        .with_context(|| {
+            format!(
+                "cannot open the exemption store in {} (set --data-dir or [store] data_dir to a writable directory \
+                 that no other port25d is using)",
+                settings.data_dir.display()
+            )
+        })?;
+    let store: Arc<dyn ExemptionStore> = Arc::new(store);
+    let list = {
+        let s = store.clone();
+        tokio::task::spawn_blocking(move || s.list()).await.context("store list task failed")??
+    };
+    info!(exemptions = list.len(), data_dir = %settings.data_dir.display(), "exemption store opened");
+    let (policy_tx, policy_rx) = watch::channel(Arc::new(Snapshot::from_list(list)));
+    let policy_tx = Arc::new(policy_tx);
+
+    let of_listener = TcpListener::bind(settings.openflow_listen).await.with_context(|| {
+        format!("cannot listen for switches on {} (set --openflow-listen)", settings.openflow_listen)
+    })?;
+    let api_listener = TcpListener::bind(settings.api_listen)
+        .await
+        .with_context(|| format!("cannot listen for the API on {} (set --api-listen)", settings.api_listen))?;
+    let bound = Bound { openflow: of_listener.local_addr()?, api: api_listener.local_addr()? };
+
+    let token = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let fleet = Fleet::new();
+    let shared = Shared {
+        cfg: Arc::new(settings.session.clone()),
+        policy: policy_rx,
+        fleet: fleet.clone(),
+        shutdown: token.clone(),
+    };
+    let of_task = tokio::spawn(server::serve(of_listener, shared, tracker.clone(), settings.max_switches));
+
+    let app = port25_api::app(AppState::new(store.clone(), policy_tx.clone(), fleet));
+    let api_token = token.clone();
+    let api_task = tokio::spawn(async move {
+        axum::serve(api_listener, app).with_graceful_shutdown(api_token.cancelled_owned()).await
+    });
+    info!(openflow = %bound.openflow, api = %bound.api, "port25d ready");
+    on_ready(bound);
+
+    shutdown.await;
+    info!("shutting down: closing switch sessions (flows stay on the switches)");
+    token.cancel();
+    tracker.close();
+    let grace = Duration::from_secs(5);
+    if tokio::time::timeout(grace, async {
+        let _ = of_task.await;
+        tracker.wait().await;
+        let _ = api_task.await;
+    })
+    .await
+    .is_err()
+    {
+        warn!(grace_secs = grace.as_secs(), "tasks still running after the grace period; exiting anyway");
+    }
+    // Every acknowledged write was flushed when it was acknowledged;
+    // dropping the store here only closes it.
+    drop(store);
+    info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM, logging which.
+pub async fn signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            warn!(error = %e, "cannot watch SIGTERM; only Ctrl-C will stop port25d");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => info!(signal = "SIGINT", "signal received"),
+        _ = term.recv() => info!(signal = "SIGTERM", "signal received"),
+    }
+}

@@ -211,7 +211,10 @@ fn parse_id(path: Result<Path<String>, PathRejection>) -> Result<ExemptionId, Ap
     let Path(raw) = path.map_err(|r| ApiError::field("id", r.body_text()))?;
     // Digits only: `u64::from_str` would also take "+7".
     if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ApiError::field("id", format!("'{raw}' is not an exemption id: expected a whole number such as 7")));
+        return Err(ApiError::field(
+            "id",
+            format!("'{raw}' is not an exemption id: expected a whole number such as 7"),
+        ));
     }
     raw.parse::<u64>()
         .map(ExemptionId)

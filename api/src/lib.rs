@@ -69,11 +69,7 @@ pub struct AppState {
 impl AppState {
     /// Bundle the handles. `policy` should already hold a snapshot of what
     /// `store` contains (the daemon builds it with `Snapshot::from_list`).
-    pub fn new(
-        store: Arc<dyn ExemptionStore>,
-        policy: Arc<watch::Sender<Arc<Snapshot>>>,
-        fleet: Fleet,
-    ) -> AppState {
+    pub fn new(store: Arc<dyn ExemptionStore>, policy: Arc<watch::Sender<Arc<Snapshot>>>, fleet: Fleet) -> AppState {
         AppState { store, policy, fleet, write: Arc::new(Mutex::new(())) }
     }
 }

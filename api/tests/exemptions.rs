@@ -9,9 +9,7 @@ use std::time::Duration;
 
 use axum::http::{header, StatusCode};
 use common::{harness, harness_with, post_json};
-use port25_rules::{
-    Dpid, Exemption, ExemptionId, ExemptionStore, MemStore, NewExemption, Scope, Snapshot, StoreError,
-};
+use port25_rules::{Dpid, Exemption, ExemptionId, ExemptionStore, MemStore, NewExemption, Scope, Snapshot, StoreError};
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -22,7 +20,8 @@ async fn grant_returns_201_with_record_and_location_and_publishes() {
     let h = harness();
     let mut rx = h.policy.clone();
     rx.mark_unchanged();
-    let reply = h.grant(r#"{"subscriber":"203.0.113.7/32","note":"ticket 4411","switches":["0000000000000001"]}"#).await;
+    let reply =
+        h.grant(r#"{"subscriber":"203.0.113.7/32","note":"ticket 4411","switches":["0000000000000001"]}"#).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.json);
     let id = reply.json["id"].as_u64().expect("numeric id");
     assert_eq!(reply.headers[header::LOCATION], format!("/v1/exemptions/{id}").as_str());
@@ -108,7 +107,12 @@ async fn list_filters_by_covering_address_or_prefix() {
     }
     let subs = |reply: common::Reply| -> Vec<String> {
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.json);
-        reply.json["exemptions"].as_array().unwrap().iter().map(|e| e["subscriber"].as_str().unwrap().to_owned()).collect()
+        reply.json["exemptions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["subscriber"].as_str().unwrap().to_owned())
+            .collect()
     };
     assert_eq!(subs(h.get("/v1/exemptions?subscriber=203.0.113.9").await), ["203.0.113.0/24"]);
     assert_eq!(subs(h.get("/v1/exemptions?subscriber=203.0.113.0/24").await), ["203.0.113.0/24"]);

@@ -153,11 +153,9 @@ async fn rejects_empty_switch_list() {
 
 #[tokio::test]
 async fn rejects_bad_dpid_naming_its_position() {
-    let m = refused_body(
-        r#"{"subscriber":"203.0.113.7/32","switches":["0000000000000001","zz"]}"#,
-        Some("switches[1]"),
-    )
-    .await;
+    let m =
+        refused_body(r#"{"subscriber":"203.0.113.7/32","switches":["0000000000000001","zz"]}"#, Some("switches[1]"))
+            .await;
     assert!(m.contains("'zz'"), "{m}");
     refused_body(r#"{"subscriber":"203.0.113.7/32","switches":[1]}"#, Some("switches[0]")).await;
     refused_body(r#"{"subscriber":"203.0.113.7/32","switches":"0000000000000001"}"#, Some("switches")).await;

@@ -131,8 +131,8 @@ impl Config {
     /// # Errors
     /// The file cannot be read, is not TOML, or has unknown or mistyped keys.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
         Config::parse(&text).map_err(|message| ConfigError::Parse { path: path.to_owned(), message })
     }
 
@@ -147,8 +147,8 @@ impl Config {
     /// A bad `forward`, `cookie_prefix`, or priorities in the wrong order.
     pub fn policy_config(&self) -> Result<PolicyConfig, ConfigError> {
         let p = &self.policy;
-        let forward = parse_forward(&p.forward)
-            .map_err(|reason| ConfigError::Invalid { key: "policy.forward", reason })?;
+        let forward =
+            parse_forward(&p.forward).map_err(|reason| ConfigError::Invalid { key: "policy.forward", reason })?;
         let prefix = parse_cookie_prefix(&p.cookie_prefix)
             .map_err(|reason| ConfigError::Invalid { key: "policy.cookie_prefix", reason })?;
         let cfg = PolicyConfig {

@@ -29,6 +29,7 @@ fn switch(session: u64, dpid: u64) -> SwitchStatus {
         policy_version: 3,
         ipv6_enforced: true,
         last_error: None,
+        last_round: None,
         last_error_at: None,
     }
 }

@@ -56,11 +56,32 @@ pub struct SwitchStatus {
     pub policy_version: u64,
     /// IPv6 port-25 traffic is enforced on this switch.
     pub ipv6_enforced: bool,
+    /// What the last finished round did.
+    pub last_round: Option<RoundSummary>,
     /// The last error from or about this switch, if any.
     pub last_error: Option<String>,
     /// When `last_error` happened.
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_error_at: Option<OffsetDateTime>,
+}
+
+/// What one reconciliation round did to a switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RoundSummary {
+    /// Policy version the round converged to.
+    pub policy_version: u64,
+    /// Flows added (or overwritten in place).
+    pub added: usize,
+    /// Stale flows deleted.
+    pub deleted: usize,
+    /// Flows already right and left alone.
+    pub kept: usize,
+    /// Flows the switch refused.
+    pub refused: usize,
+    /// Whether the round started from a complete read-back or exact model.
+    pub complete: bool,
+    /// From the start of the round to the barrier reply.
+    pub elapsed_ms: u64,
 }
 
 /// All sessions, keyed by session id. Cheap to clone.

@@ -15,4 +15,4 @@ pub mod reconcile;
 pub mod server;
 pub mod session;
 
-pub use fleet::{Fleet, SwitchState, SwitchStatus};
+pub use fleet::{Fleet, RoundSummary, SwitchState, SwitchStatus};

@@ -40,7 +40,7 @@ use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn, Instrument};
 
-use crate::fleet::{Fleet, SwitchState, SwitchStatus};
+use crate::fleet::{Fleet, RoundSummary, SwitchState, SwitchStatus};
 use crate::ofp::{self, msg_type, DecodeError, FlowMod, FlowModCommand, Frame, MatchSpec, Message, OfpCodec};
 use crate::reconcile::{self, Change, Installed, Plan};
 
@@ -146,6 +146,7 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, id: u64, shared: Shared) {
             in_sync: false,
             policy_version: 0,
             ipv6_enforced: false,
+            last_round: None,
             last_error: None,
             last_error_at: None,
         });
@@ -399,10 +400,7 @@ impl Session {
         let hello = match ofp::decode_message(&frame) {
             Ok(Message::Hello(h)) => h,
             Ok(_) => {
-                return Err(SessionEnd::Protocol(format!(
-                    "expected HELLO first, got message type {}",
-                    frame.msg_type
-                )))
+                return Err(SessionEnd::Protocol(format!("expected HELLO first, got message type {}", frame.msg_type)))
             }
             Err(e) => return Err(SessionEnd::Corrupt(e)),
         };
@@ -412,11 +410,9 @@ impl Session {
         };
         if !common {
             let offered = match hello.versions {
-                Some(bm) => (0..32u8)
-                    .filter(|v| bm & (1u32 << v) != 0)
-                    .map(version_name)
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                Some(bm) => {
+                    (0..32u8).filter(|v| bm & (1u32 << v) != 0).map(version_name).collect::<Vec<_>>().join(", ")
+                }
                 None => format!("up to {}", version_name(frame.version)),
             };
             let why = format!("switch offers OpenFlow {offered}; port25d requires OpenFlow 1.3");
@@ -490,7 +486,13 @@ impl Session {
             let cfg = self.shared.cfg.policy;
             let mut b = BytesMut::new();
             let xid = self.xid();
-            ofp::encode_flow_stats_request(&mut b, xid, cfg.table, cfg.cookies.filter_value(), cfg.cookies.filter_mask());
+            ofp::encode_flow_stats_request(
+                &mut b,
+                xid,
+                cfg.table,
+                cfg.cookies.filter_value(),
+                cfg.cookies.filter_mask(),
+            );
             self.send(b).await?;
             // The read-back answers for the current policy; changes after
             // this point trigger another round.
@@ -510,7 +512,12 @@ impl Session {
     }
 
     /// Compute the difference against `base` and send it, then a barrier.
-    async fn apply_round(&mut self, base: Vec<Installed>, complete: bool, snap: Arc<Snapshot>) -> Result<(), SessionEnd> {
+    async fn apply_round(
+        &mut self,
+        base: Vec<Installed>,
+        complete: bool,
+        snap: Arc<Snapshot>,
+    ) -> Result<(), SessionEnd> {
         let Some(dpid) = self.dpid else {
             return Err(SessionEnd::Protocol("round before the datapath id is known".into()));
         };
@@ -534,7 +541,13 @@ impl Session {
         ofp::encode_barrier_request(&mut buf, barrier_xid);
         self.send(buf).await?;
         if !plan.changes.is_empty() {
-            debug!(adds = plan.adds(), deletes = plan.deletes(), kept = plan.kept, version = snap.version, "changes sent");
+            debug!(
+                adds = plan.adds(),
+                deletes = plan.deletes(),
+                kept = plan.kept,
+                version = snap.version,
+                "changes sent"
+            );
         }
         self.round = Some(Round::Apply(Applying {
             barrier_xid,
@@ -614,9 +627,7 @@ impl Session {
                 }
                 Ok(())
             }
-            Message::Error(e) => {
-                self.on_error(frame.xid, e.err_type, e.code, &e.data).await
-            }
+            Message::Error(e) => self.on_error(frame.xid, e.err_type, e.code, &e.data).await,
             Message::PortStatus { reason, port_no, name } => {
                 debug!(reason, port_no, %name, "port status");
                 Ok(())
@@ -697,6 +708,16 @@ impl Session {
         let ok = a.errors.is_empty() && a.complete;
         let elapsed_ms = a.started.elapsed().as_millis() as u64;
         let flows = self.installed.len();
+        let summary = RoundSummary {
+            policy_version: a.version,
+            added: a.plan.adds(),
+            deleted: a.plan.deletes(),
+            kept: a.plan.kept,
+            refused: a.errors.len(),
+            complete: a.complete,
+            elapsed_ms,
+        };
+        self.shared.fleet.update(self.id, |s| s.last_round = Some(summary));
         if ok {
             self.known = true;
             self.backoff = self.shared.cfg.retry_min;

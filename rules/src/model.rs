@@ -232,7 +232,9 @@ impl<'de> Deserialize<'de> for Prefix {
 
 /// Why a datapath id was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("'{0}' is not a datapath id: expected 1 to 16 hex digits, optionally with ':' separators, such as 0000000000000001")]
+#[error(
+    "'{0}' is not a datapath id: expected 1 to 16 hex digits, optionally with ':' separators, such as 0000000000000001"
+)]
 pub struct DpidError(pub String);
 
 /// An OpenFlow datapath id. Written as 16 lower-case hex digits, the way
@@ -287,8 +289,9 @@ impl fmt::Display for ExemptionId {
 }
 
 /// The switches an exemption applies to: all of them, or a listed few.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum Scope {
+    #[default]
     All,
     /// Sorted, deduplicated, never empty.
     Only(Vec<Dpid>),
@@ -296,11 +299,14 @@ pub enum Scope {
 
 impl Scope {
     /// Build from an optional list, sorting and deduplicating it.
-    /// An absent list means every switch; an empty list is refused by the
-    /// API before it gets here and is treated as "all" nowhere.
+    /// An absent list means every switch. An empty list would mean "no
+    /// switch", which no caller wants (the API refuses it with a reason);
+    /// here it is also read as "every switch" rather than kept as an
+    /// exemption that can never take effect.
     pub fn from_list(list: Option<Vec<Dpid>>) -> Scope {
         match list {
             None => Scope::All,
+            Some(v) if v.is_empty() => Scope::All,
             Some(mut v) => {
                 v.sort();
                 v.dedup();
@@ -357,12 +363,6 @@ impl Exemption {
     /// Whether this exemption applies on the given switch.
     pub fn applies_to(&self, dpid: Dpid) -> bool {
         self.switches.covers(dpid)
-    }
-}
-
-impl Default for Scope {
-    fn default() -> Scope {
-        Scope::All
     }
 }
 

@@ -105,11 +105,27 @@ impl SledStore {
     /// The directory cannot be created or opened (permissions, another
     /// port25d holding the lock, a corrupt database).
     pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(|e| StoreError::Io(format!("cannot open {}: {e}", dir.display())))?;
+        // sled 0.34 can hold its file lock for a moment after the last
+        // handle in this process is dropped (its flusher thread lets go
+        // asynchronously); retry the lock briefly so an in-process restart
+        // does not fail. Another process holding the lock still fails.
+        let mut attempt = 0;
+        let db = loop {
+            match sled::Config::new().path(dir).mode(sled::Mode::HighThroughput).open() {
+                Ok(db) => break db,
+                Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock && attempt < 20 => {
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    return Err(StoreError::Io(format!(
+                        "cannot open {}: another port25d (or another process) holds its lock",
+                        dir.display()
+                    )))
+                }
+                Err(e) => return Err(StoreError::Io(format!("cannot open {}: {e}", dir.display()))),
+            }
+        };
         let records = db.open_tree("exemptions").map_err(io)?;
         let identity = db.open_tree("identity").map_err(io)?;
         let meta = db.open_tree("meta").map_err(io)?;

@@ -1,9 +1,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use port25_rules::table::lookup;
-use port25_rules::{
-    compile, Dpid, Exemption, ExemptionId, Fragment, Packet, PolicyConfig, Prefix, Scope, Verdict,
-};
+use port25_rules::{compile, Dpid, Exemption, ExemptionId, Fragment, Packet, PolicyConfig, Prefix, Scope, Verdict};
 use proptest::prelude::*;
 use time::OffsetDateTime;
 
@@ -46,16 +44,10 @@ fn fresh_switch_gets_drops_before_any_forwarding() {
     let desired = compile(&cfg, &[ex(1, "198.51.100.1/32")], DPID);
     let p = plan(&[], &desired, true);
     assert_eq!(p.adds(), desired.len());
-    let first_allow = p
-        .changes
-        .iter()
-        .position(|c| matches!(c, Change::Add(f) if f.action != FlowAction::Drop))
-        .unwrap();
-    let last_drop = p
-        .changes
-        .iter()
-        .rposition(|c| matches!(c, Change::Add(f) if f.action == FlowAction::Drop))
-        .unwrap();
+    let first_allow =
+        p.changes.iter().position(|c| matches!(c, Change::Add(f) if f.action != FlowAction::Drop)).unwrap();
+    let last_drop =
+        p.changes.iter().rposition(|c| matches!(c, Change::Add(f) if f.action == FlowAction::Drop)).unwrap();
     assert!(last_drop < first_allow, "{:#?}", p.changes);
 }
 

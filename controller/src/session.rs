@@ -276,6 +276,8 @@ struct Applying {
     /// xid of the first change; change `i` has xid `first_xid + i`.
     first_xid: u32,
     errors: Vec<String>,
+    /// Indices into `plan.changes` the switch refused.
+    refused: Vec<usize>,
     started: Instant,
 }
 
@@ -558,6 +560,7 @@ impl Session {
             version: snap.version,
             first_xid,
             errors: Vec::new(),
+            refused: Vec::new(),
             started,
         }));
         Ok(())
@@ -654,6 +657,7 @@ impl Session {
                     let flow = a.plan.changes[idx].describe();
                     error!(error = %what, %flow, "switch refused a flow-mod");
                     a.errors.push(format!("{what}: {flow}"));
+                    a.refused.push(idx);
                     let msg = format!("switch refused a flow-mod ({what}): {flow}");
                     self.note_error(msg);
                     return Ok(());
@@ -704,7 +708,23 @@ impl Session {
     /// The barrier reply arrived: every change before it has been processed.
     fn finish_apply(&mut self) {
         let Some(Round::Apply(a)) = self.round.take() else { return };
-        self.installed = reconcile::apply(&a.base, &a.plan);
+        // The switch processed every change before the barrier; the ones
+        // it refused did not take effect.
+        let effective = if a.refused.is_empty() {
+            a.plan.clone()
+        } else {
+            let mut p = a.plan.clone();
+            p.changes = a
+                .plan
+                .changes
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| a.refused.binary_search(i).is_err()) // refused is ascending (xid order)
+                .map(|(_, c)| c.clone())
+                .collect();
+            p
+        };
+        self.installed = reconcile::apply(&a.base, &effective);
         let ok = a.errors.is_empty() && a.complete;
         let elapsed_ms = a.started.elapsed().as_millis() as u64;
         let flows = self.installed.len();

@@ -1,0 +1,263 @@
+//! port25d against a real Open vSwitch bridge (userspace datapath).
+
+mod support;
+
+use std::time::Duration;
+
+use support::{wait_for, Bridge, Daemon};
+
+const BASE: [&str; 7] = [
+    "cookie=0x2525010000000001, priority=30000,tcp,tp_dst=25 actions=drop",
+    "cookie=0x2525010000000002, priority=30000,tcp,tp_src=25 actions=drop",
+    "cookie=0x2525010000000003, priority=30000,tcp,nw_frag=yes actions=drop",
+    "cookie=0x2525010000000004, priority=30000,tcp6,tp_dst=25 actions=drop",
+    "cookie=0x2525010000000005, priority=30000,tcp6,tp_src=25 actions=drop",
+    "cookie=0x2525010000000006, priority=30000,tcp6,nw_frag=yes actions=drop",
+    "cookie=0x2525010000000007, priority=0 actions=NORMAL",
+];
+
+fn ours(br: &Bridge) -> Vec<String> {
+    br.flows().into_iter().filter(|l| l.starts_with("cookie=0x2525")).collect()
+}
+
+fn expected(extra: &[String]) -> Vec<String> {
+    let mut v: Vec<String> = BASE.iter().map(|s| s.to_string()).collect();
+    v.extend(extra.iter().cloned());
+    v.sort();
+    v
+}
+
+fn exempt_flows(id: u64, v6: bool, prefix: &str) -> Vec<String> {
+    let (proto, src, dst) = if v6 { ("tcp6", "ipv6_src", "ipv6_dst") } else { ("tcp", "nw_src", "nw_dst") };
+    vec![
+        format!("cookie=0x25250200000000{id:02x}, priority=40000,{proto},{src}={prefix} actions=NORMAL"),
+        format!("cookie=0x25250200000000{id:02x}, priority=40000,{proto},{dst}={prefix} actions=NORMAL"),
+    ]
+}
+
+const DROP: &str = "Datapath actions: drop";
+
+#[test]
+fn fresh_bridge_gets_the_block_for_ipv4_and_ipv6_and_trace_agrees() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path());
+    let br = Bridge::new("OpenFlow13");
+    br.attach(d.bound.openflow);
+    let st = d.wait_in_sync(&br.dpid_hex());
+    assert_eq!(st["openflow_version"], "1.3");
+    assert_eq!(st["ipv6_enforced"], true);
+    assert_eq!(ours(&br), expected(&[]));
+
+    let a = br.port_a();
+    let sub = "dl_dst=ff:ff:ff:ff:ff:ff";
+    // The switch's own verdicts: port 25 blocked both ways, v4 and v6.
+    assert_eq!(
+        br.trace(&format!("in_port={a},{sub},tcp,nw_src=198.51.100.1,nw_dst=192.0.2.1,tp_src=40000,tp_dst=25")),
+        DROP
+    );
+    assert_eq!(
+        br.trace(&format!("in_port={a},{sub},tcp,nw_src=192.0.2.1,nw_dst=198.51.100.1,tp_src=25,tp_dst=40000")),
+        DROP
+    );
+    assert_eq!(
+        br.trace(&format!("in_port={a},{sub},tcp6,ipv6_src=2001:db8::1,ipv6_dst=2001:db8:1::1,tp_src=40000,tp_dst=25")),
+        DROP
+    );
+    assert_eq!(
+        br.trace(&format!("in_port={a},{sub},tcp6,ipv6_src=2001:db8:1::1,ipv6_dst=2001:db8::1,tp_src=25,tp_dst=40000")),
+        DROP
+    );
+    assert_eq!(br.trace(&format!("in_port={a},{sub},tcp,nw_src=198.51.100.1,nw_dst=192.0.2.1,nw_frag=first")), DROP);
+    // Controls: 587 and 80 forward.
+    assert_ne!(
+        br.trace(&format!("in_port={a},{sub},tcp,nw_src=198.51.100.1,nw_dst=192.0.2.1,tp_src=40000,tp_dst=587")),
+        DROP
+    );
+    assert_ne!(
+        br.trace(&format!("in_port={a},{sub},tcp6,ipv6_src=2001:db8::1,ipv6_dst=2001:db8:1::1,tp_src=40000,tp_dst=80")),
+        DROP
+    );
+    assert_ne!(br.trace(&format!("in_port={a},{sub},udp,nw_src=198.51.100.1,nw_dst=192.0.2.1,nw_frag=later")), DROP);
+    d.stop();
+}
+
+#[test]
+fn grant_and_revoke_reach_the_switch_and_trace_agrees() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path());
+    let br = Bridge::new("OpenFlow13");
+    br.attach(d.bound.openflow);
+    let dpid = br.dpid_hex();
+    d.wait_in_sync(&dpid);
+    let a = br.port_a();
+    let sub = "dl_dst=ff:ff:ff:ff:ff:ff";
+    let out4 = format!("in_port={a},{sub},tcp,nw_src=198.51.100.7,nw_dst=192.0.2.1,tp_src=40000,tp_dst=25");
+    let in4 = format!("in_port={a},{sub},tcp,nw_src=192.0.2.1,nw_dst=198.51.100.7,tp_src=25,tp_dst=40000");
+    let out6 = format!("in_port={a},{sub},tcp6,ipv6_src=2001:db8::7,ipv6_dst=2001:db8:1::1,tp_src=40000,tp_dst=25");
+    let other4 = format!("in_port={a},{sub},tcp,nw_src=198.51.100.8,nw_dst=192.0.2.1,tp_src=40000,tp_dst=25");
+    assert_eq!(br.trace(&out4), DROP);
+
+    let id4 = d.grant("198.51.100.7/32");
+    let id6 = d.grant("2001:db8::/64");
+    let st = d.wait_in_sync(&dpid);
+    let mut extra = exempt_flows(id4, false, "198.51.100.7");
+    extra.extend(exempt_flows(id6, true, "2001:db8::/64"));
+    assert_eq!(ours(&br), expected(&extra));
+    assert_eq!(st["flow_count"], 11);
+    assert_ne!(br.trace(&out4), DROP, "exempted subscriber still blocked");
+    assert_ne!(br.trace(&in4), DROP, "replies from port 25 to the exempted subscriber dropped");
+    assert_ne!(br.trace(&out6), DROP, "exempted IPv6 subscriber still blocked");
+    assert_eq!(br.trace(&other4), DROP, "a neighbour got the exemption too");
+
+    d.revoke(id4);
+    let st = d.wait_in_sync(&dpid);
+    assert_eq!(ours(&br), expected(&exempt_flows(id6, true, "2001:db8::/64")));
+    assert_eq!(st["last_round"]["deleted"], 2);
+    assert_eq!(st["last_round"]["added"], 0);
+    assert_eq!(br.trace(&out4), DROP, "revoked subscriber still open");
+    d.stop();
+}
+
+#[test]
+fn restart_and_reconnect_send_no_changes_and_keep_counters() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path());
+    let br = Bridge::new("OpenFlow13");
+    br.attach(d.bound.openflow);
+    let dpid = br.dpid_hex();
+    d.wait_in_sync(&dpid);
+    let id = d.grant("203.0.113.0/24");
+    d.wait_in_sync(&dpid);
+    let before = ours(&br);
+    d.stop();
+    // With fail_mode=secure the switch keeps enforcing while we are away.
+    assert_eq!(ours(&br), before);
+
+    let d2 = Daemon::start(dir.path());
+    br.attach(d2.bound.openflow);
+    let st = d2.wait_in_sync(&dpid);
+    assert_eq!(ours(&br), before);
+    assert_eq!(st["last_round"]["added"], 0, "{st}");
+    assert_eq!(st["last_round"]["deleted"], 0, "{st}");
+    assert_eq!(st["last_round"]["kept"], 9, "{st}");
+    assert_eq!(st["last_round"]["complete"], true, "{st}");
+    assert!(ours(&br).iter().any(|l| l.contains(&format!("0x25250200000000{id:02x}"))));
+    d2.stop();
+}
+
+#[test]
+fn revocation_while_disconnected_is_applied_on_reconnect() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path());
+    let br = Bridge::new("OpenFlow13");
+    br.attach(d.bound.openflow);
+    let dpid = br.dpid_hex();
+    d.wait_in_sync(&dpid);
+    let keep = d.grant("198.51.100.1/32");
+    let gone = d.grant("198.51.100.2/32");
+    d.wait_in_sync(&dpid);
+    // The switch goes away; the revocation happens meanwhile.
+    br.detach();
+    wait_for(Duration::from_secs(10), || d.switch(&dpid).is_none().then_some(())).expect("session ended");
+    d.revoke(gone);
+    assert_eq!(ours(&br).len(), 11, "flows changed while disconnected");
+    br.attach(d.bound.openflow);
+    let st = d.wait_in_sync(&dpid);
+    assert_eq!(ours(&br), expected(&exempt_flows(keep, false, "198.51.100.1")));
+    assert_eq!(st["last_round"]["deleted"], 2, "{st}");
+    assert_eq!(st["last_round"]["added"], 0, "{st}");
+    d.stop();
+}
+
+#[test]
+fn foreign_flows_are_never_touched_and_our_stale_flows_are_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let br = Bridge::new("OpenFlow13");
+    // Another application's flows, including one with our exact match at
+    // another priority and one in our cookie's low bits without our prefix.
+    let foreign = [
+        "cookie=0x1234, priority=100,udp,tp_dst=9999 actions=drop",
+        "cookie=0x99, priority=29999,tcp,tp_dst=25 actions=NORMAL",
+        "cookie=0x10000000000002, priority=41000,tcp,nw_src=192.0.2.66 actions=drop",
+    ];
+    for f in foreign {
+        br.add_flow(f);
+    }
+    // Our leftovers from an older policy: a revoked exemption, a base rule
+    // we no longer install (unmodelled match), and one with a wrong action.
+    br.add_flow("cookie=0x2525020000000063, priority=40000,tcp,nw_src=192.0.2.99 actions=NORMAL");
+    br.add_flow("cookie=0x2525010000000063, priority=30000,udp,tp_dst=9 actions=drop");
+    br.add_flow("cookie=0x2525010000000001, priority=30000,tcp,tp_dst=25 actions=NORMAL");
+    let d = Daemon::start(dir.path());
+    br.attach(d.bound.openflow);
+    let dpid = br.dpid_hex();
+    let st = d.wait_in_sync(&dpid);
+    assert_eq!(ours(&br), expected(&[]), "{st}");
+    let id = d.grant("198.51.100.9/32");
+    d.wait_in_sync(&dpid);
+    d.revoke(id);
+    d.wait_in_sync(&dpid);
+    let all = br.flows();
+    for f in foreign {
+        assert!(all.iter().any(|l| l == f), "foreign flow {f} was touched: {all:#?}");
+    }
+    assert_eq!(ours(&br), expected(&[]));
+    d.stop();
+}
+
+#[test]
+fn a_refused_flow_mod_is_reported_for_that_switch_and_the_block_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path());
+    let br = Bridge::new("OpenFlow13");
+    // A table that holds 6 flows and refuses more: the 7th (the NORMAL
+    // catch-all) is refused with OFPFMFC_TABLE_FULL.
+    br.set(&[
+        "--",
+        "--id=@ft",
+        "create",
+        "Flow_Table",
+        "flow_limit=6",
+        "overflow_policy=refuse",
+        "--",
+        "set",
+        "bridge",
+        &br.name,
+        "flow_tables=0=@ft",
+    ]);
+    br.attach(d.bound.openflow);
+    let dpid = br.dpid_hex();
+    let st = wait_for(Duration::from_secs(15), || {
+        let s = d.switch(&dpid)?;
+        (s["state"] == "degraded" && s["last_error"].is_string()).then_some(s)
+    })
+    .expect("switch never reported degraded");
+    let err = st["last_error"].as_str().unwrap();
+    assert!(err.contains("TABLE_FULL"), "{err}");
+    assert!(err.contains("priority=0"), "error does not name the flow: {err}");
+    assert_eq!(st["in_sync"], false);
+    assert_eq!(st["flow_count"], 6, "{st}");
+    assert_eq!(st["last_round"]["refused"], 1, "{st}");
+    // Fail closed: every drop went in before the forwarding flow.
+    let flows = ours(&br);
+    assert_eq!(flows.len(), 6, "{flows:#?}");
+    assert!(flows.iter().all(|l| l.ends_with("actions=drop")), "{flows:#?}");
+    d.stop();
+}
+
+#[test]
+fn an_openflow10_only_switch_is_refused_and_shown_as_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path());
+    let br = Bridge::new("OpenFlow10");
+    br.attach(d.bound.openflow);
+    let st = wait_for(Duration::from_secs(15), || {
+        let (_, v) = d.http("GET", "/v1/switches", None);
+        v["switches"].as_array()?.iter().find(|s| s["state"] == "refused").cloned()
+    })
+    .expect("no refused switch shown");
+    let why = st["last_error"].as_str().unwrap();
+    assert!(why.contains("1.0") && why.contains("1.3"), "{why}");
+    assert!(ours(&br).is_empty());
+    d.stop();
+}

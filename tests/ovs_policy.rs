@@ -261,3 +261,37 @@ fn an_openflow10_only_switch_is_refused_and_shown_as_refused() {
     assert!(ours(&br).is_empty());
     d.stop();
 }
+
+#[test]
+fn a_large_table_is_read_back_across_many_multipart_replies() {
+    use port25_rules::{ExemptionStore, NewExemption, Prefix, Scope, SledStore};
+    let dir = tempfile::tempdir().unwrap();
+    {
+        // 3,000 exemptions (6,007 flows): the read-back is several hundred
+        // KiB, split by OVS over many replies flagged REPLY_MORE.
+        let store = SledStore::open(dir.path()).unwrap();
+        for i in 0..3000u32 {
+            let addr = std::net::Ipv4Addr::from(0xc633_6400u32 + i); // 198.51.100.0 + i
+            let p = Prefix::host(addr.into());
+            store
+                .insert(NewExemption { subscriber: p, note: None, scope: Scope::All }, time::OffsetDateTime::now_utc())
+                .unwrap();
+        }
+    }
+    let d = Daemon::start(dir.path());
+    let br = Bridge::new("OpenFlow13");
+    br.attach(d.bound.openflow);
+    let dpid = br.dpid_hex();
+    let st = d.wait_in_sync(&dpid);
+    assert_eq!(st["flow_count"], 6007, "{st}");
+    assert_eq!(ours(&br).len(), 6007);
+    d.stop();
+    let d2 = Daemon::start(dir.path());
+    br.attach(d2.bound.openflow);
+    let st = d2.wait_in_sync(&dpid);
+    assert_eq!(st["last_round"]["kept"], 6007, "{st}");
+    assert_eq!(st["last_round"]["added"], 0, "{st}");
+    assert_eq!(st["last_round"]["deleted"], 0, "{st}");
+    assert_eq!(st["last_round"]["complete"], true, "{st}");
+    d2.stop();
+}

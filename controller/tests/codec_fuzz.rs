@@ -92,7 +92,13 @@ fn seeds() -> Vec<Vec<u8>> {
     });
     push(&|b| encode_port_status(b, 6, 2, 3, "eth3"));
     push(&|b| {
-        let d = SwitchDesc { mfr: "Nicira".into(), hw: "OVS".into(), sw: "3.1".into(), serial: "1".into(), dp: "br0".into() };
+        let d = SwitchDesc {
+            mfr: "Nicira".into(),
+            hw: "OVS".into(),
+            sw: "3.1".into(),
+            serial: "1".into(),
+            dp: "br0".into(),
+        };
         encode_desc_reply(b, 7, &d)
     });
     push(&|b| encode_multipart_reply(b, 8, 13, false, &[1, 2, 3, 4, 5, 6, 7, 8]));
@@ -301,4 +307,16 @@ fn a_million_inputs_never_panic_and_frame_consistently() {
     assert!(flows > INPUTS / 20, "only {flows} flow records decoded");
     // Mutations must still reach the message parsers, or this test proves little.
     assert!(decoded_ok > INPUTS / 4, "only {decoded_ok} messages decoded");
+}
+
+/// Regenerate the cargo-fuzz seed corpus (`fuzz/corpus/decode/`) from the
+/// same valid messages: `cargo test -p port25-controller --test codec_fuzz -- --ignored`.
+#[test]
+#[ignore = "writes files; run by hand when the encoders change"]
+fn write_fuzz_corpus() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/decode");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (i, s) in seeds().iter().enumerate() {
+        std::fs::write(dir.join(format!("seed-{i:02}-type{}.bin", s[1])), s).unwrap();
+    }
 }

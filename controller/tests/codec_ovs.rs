@@ -313,6 +313,9 @@ mod live {
         s.parse().unwrap()
     }
 
+    /// Cookies of the flows this test installs with its own flow mods.
+    const OURS: u64 = 0x2525_0100_0000_0100;
+
     #[test]
     fn ovs_holds_our_flows_and_its_reply_decodes_to_them() {
         ensure_ovs_running();
@@ -364,7 +367,7 @@ mod live {
                 command: FlowModCommand::Add,
                 table_id: 0,
                 priority: *prio,
-                cookie: 0x2525_0100_0000_0100 + i as u64,
+                cookie: OURS + i as u64,
                 cookie_mask: 0,
                 matcher: MatchSpec::Typed(m),
                 action: *action,
@@ -374,14 +377,15 @@ mod live {
         }
         conn.barrier();
 
+        let ours_cookies = OURS..OURS + ours.len() as u64;
         let flows = conn.flows();
         let by_cookie: BTreeMap<u64, &FlowStats> = flows.iter().map(|f| (f.cookie, f)).collect();
         for (i, (prio, m, action)) in ours.iter().enumerate() {
-            let f = by_cookie.get(&(0x2525_0100_0000_0100 + i as u64)).unwrap_or_else(|| panic!("flow {m} missing"));
+            let f = by_cookie.get(&(OURS + i as u64)).unwrap_or_else(|| panic!("flow {m} missing"));
             assert_eq!((f.priority, f.matcher.as_ref(), f.action), (*prio, Some(m), Some(*action)), "{m}");
         }
         let by_prio: BTreeMap<u16, &FlowStats> =
-            flows.iter().filter(|f| f.cookie >> 8 != 0x2525_0100_0000_01).map(|f| (f.priority, f)).collect();
+            flows.iter().filter(|f| !ours_cookies.contains(&f.cookie)).map(|f| (f.priority, f)).collect();
         let got = |prio: u16| {
             let f = by_prio.get(&prio).unwrap_or_else(|| panic!("no flow at priority {prio} in {flows:#?}"));
             (f.matcher.clone(), f.action)

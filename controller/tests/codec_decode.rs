@@ -9,10 +9,7 @@ use tokio_util::codec::Decoder;
 /// Bytes from hex with any whitespace.
 fn hex(s: &str) -> Vec<u8> {
     let digits: Vec<u8> = s.bytes().filter(u8::is_ascii_hexdigit).collect();
-    digits
-        .chunks(2)
-        .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap())
-        .collect()
+    digits.chunks(2).map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap()).collect()
 }
 
 /// Frame then decode one whole message, which must be exactly `wire`.
@@ -259,17 +256,17 @@ fn single_flow(oxm: &str, instructions: &str) -> port25_controller::ofp::FlowSta
 #[test]
 fn unmodelled_matches_give_none() {
     for oxm in [
-        "80000004 00000001 80000a02 0800",                      // in_port: not modelled
-        "80000a02 0800 80000a02 0800",                          // duplicate eth_type
-        "80001401 06",                                          // ip_proto without eth_type
-        "80000a02 0800 80001908 cb007100 ff00ff00",             // non-CIDR mask
-        "80000a02 0800 80001908 cb007107 ffffff00",             // host bits set
-        "80000a02 0800 80001908 00000000 00000000",             // /0
-        "80000a02 86dd 80001604 cb007107",                      // v4 address under v6 eth_type
-        "80000a02 0800 80001401 11 80001c02 0019",              // tcp_dst with udp
-        "80000b04 0800ffff",                                    // masked eth_type
-        "ffff0a08 00002320 abcd0000",                           // experimenter OXM
-        "80000a02 0800 00013502 01ff",                          // ip_frag mask we don't express
+        "80000004 00000001 80000a02 0800",          // in_port: not modelled
+        "80000a02 0800 80000a02 0800",              // duplicate eth_type
+        "80001401 06",                              // ip_proto without eth_type
+        "80000a02 0800 80001908 cb007100 ff00ff00", // non-CIDR mask
+        "80000a02 0800 80001908 cb007107 ffffff00", // host bits set
+        "80000a02 0800 80001908 00000000 00000000", // /0
+        "80000a02 86dd 80001604 cb007107",          // v4 address under v6 eth_type
+        "80000a02 0800 80001401 11 80001c02 0019",  // tcp_dst with udp
+        "80000b04 0800ffff",                        // masked eth_type
+        "ffff0a08 00002320 abcd0000",               // experimenter OXM
+        "80000a02 0800 00013502 01ff",              // ip_frag mask we don't express
     ] {
         assert_eq!(single_flow(oxm, "").matcher, None, "{oxm}");
     }
@@ -317,7 +314,9 @@ fn experimenter_action_gives_no_action_but_decodes() {
 
 #[test]
 fn malformed_instructions_are_errors() {
-    for i in ["0001 0000", "0001 0010 05 000000", "0004 0018 00000000 0000 0002", "0004 0010 00000000 0000 0010 fffffffa"] {
+    for i in
+        ["0001 0000", "0001 0010 05 000000", "0004 0018 00000000 0000 0002", "0004 0010 00000000 0000 0010 fffffffa"]
+    {
         let r = record(5, 0, &[], &hex(i));
         assert!(decode(&flow_reply(0, &[r])).is_err(), "{i}");
     }

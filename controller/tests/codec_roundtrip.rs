@@ -140,7 +140,9 @@ fn arb_prefix(family: Family) -> impl Strategy<Value = Prefix> {
         let shift = u32::from(max - len);
         let addr = match family {
             Family::V4 => IpAddr::V4(Ipv4Addr::from(((bits as u32) >> shift) << shift)),
-            Family::V6 => IpAddr::V6(Ipv6Addr::from(bits.checked_shr(shift).unwrap_or(0).checked_shl(shift).unwrap_or(0))),
+            Family::V6 => {
+                IpAddr::V6(Ipv6Addr::from(bits.checked_shr(shift).unwrap_or(0).checked_shl(shift).unwrap_or(0)))
+            }
         };
         Prefix::new(addr, len).unwrap()
     })

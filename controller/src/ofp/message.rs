@@ -31,14 +31,25 @@ pub enum Message {
     Error(ErrorMsg),
     EchoRequest(Bytes),
     EchoReply(Bytes),
-    Experimenter { experimenter: u32, exp_type: u32, data: Bytes },
+    Experimenter {
+        experimenter: u32,
+        exp_type: u32,
+        data: Bytes,
+    },
     FeaturesReply(v13::Features),
     /// `name` is NUL-trimmed, lossy UTF-8.
-    PortStatus { reason: u8, port_no: u32, name: String },
+    PortStatus {
+        reason: u8,
+        port_no: u32,
+        name: String,
+    },
     MultipartReply(v13::MultipartReply),
     BarrierReply,
     /// Any other type, or a type from a version we do not decode.
-    Unknown { msg_type: u8, body: Bytes },
+    Unknown {
+        msg_type: u8,
+        body: Bytes,
+    },
 }
 
 /// `OFPT_HELLO`.

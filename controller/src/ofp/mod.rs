@@ -46,9 +46,9 @@ pub use message::{
 };
 pub use oxm::{decode_match, encode_match};
 pub use v13::{
-    encode_barrier_request, encode_desc_request, encode_features_request, encode_flow_mod,
-    encode_flow_stats_request, try_encode_flow_mod, Features, FlowMod, FlowModCommand, FlowStats, MatchSpec,
-    MultipartBody, MultipartReply, SwitchDesc,
+    encode_barrier_request, encode_desc_request, encode_features_request, encode_flow_mod, encode_flow_stats_request,
+    try_encode_flow_mod, Features, FlowMod, FlowModCommand, FlowStats, MatchSpec, MultipartBody, MultipartReply,
+    SwitchDesc,
 };
 
 /// OpenFlow 1.3 wire version.

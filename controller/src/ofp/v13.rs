@@ -165,7 +165,13 @@ fn decode_multipart_reply(mut body: Bytes) -> Result<MultipartReply, DecodeError
         OFPMP_DESC => {
             need(&body, DESC_LEN, "desc reply")?;
             let mut field = |n: usize| nul_trimmed(&body.split_to(n));
-            MultipartBody::Desc(SwitchDesc { mfr: field(256), hw: field(256), sw: field(256), serial: field(32), dp: field(256) })
+            MultipartBody::Desc(SwitchDesc {
+                mfr: field(256),
+                hw: field(256),
+                sw: field(256),
+                serial: field(32),
+                dp: field(256),
+            })
         }
         _ => MultipartBody::Other(body),
     };

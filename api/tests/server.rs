@@ -60,6 +60,7 @@ async fn switches_lists_the_fleet() {
             "in_sync": true,
             "policy_version": 3,
             "ipv6_enforced": true,
+            "last_round": null,
             "last_error": null,
             "last_error_at": null,
         })

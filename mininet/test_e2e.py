@@ -23,7 +23,8 @@ would otherwise look exactly like a working port-25 block.
 
 --emulate replaces port25d by installing the documented flows with ovs-ofctl
 and keeping exemptions in memory; --omit NAME leaves one base flow out, to
-prove that the matching check fails (see EMULATED_BASE for names).
+prove that the matching check fails (see EMULATED_BASE for names), and
+--fault NAME injects a controller bug (see FAULTS) for the same purpose.
 
 Only the bridge, interfaces and namespaces this run creates are touched; names
 carry N (from the pid) so that several runs can share one OVS.  Output is one
@@ -74,6 +75,8 @@ EMULATED_BASE = (
     ("normal", 0, "", "NORMAL"),
 )
 EXEMPT_PRIORITY = 40000
+# --emulate --fault: controller bugs the harness must catch.
+FAULTS = ("no-grant", "no-revoke", "restart-wipe", "restart-open")
 
 
 def log(msg):
@@ -356,9 +359,10 @@ class Emulated:
 
     COOKIE = "0x2525000000000001"
 
-    def __init__(self, bridge, omit=()):
+    def __init__(self, bridge, omit=(), fault=None):
         self.bridge = bridge
         self.omit = set(omit)
+        self.fault = fault
         self.next_id = 1
         self.active = {}
         self.up = False
@@ -386,10 +390,19 @@ class Emulated:
                 self._add(p, ",".join(sorted(m, key=lambda t: "=" in t)), a)
 
     def start(self):
-        """A restart re-adds whatever is missing (add-flow is idempotent)."""
+        """A restart re-adds whatever is missing (add-flow is idempotent),
+        unless a --fault says to misbehave the way a buggy controller would."""
         self.up = True
-        if self.bridge_ready:
-            self._install()
+        if not self.bridge_ready:
+            return
+        if self.fault == "restart-wipe":  # delete-all-then-add, foreign flows too
+            self._ofctl("del-flows", self.bridge)
+            time.sleep(1.0)
+        elif self.fault == "restart-open":  # forwarding first, drops 1 s later
+            self._ofctl("del-flows", self.bridge, "cookie=%s/-1" % self.COOKIE)
+            self._add(0, "", "NORMAL")
+            time.sleep(1.0)
+        self._install()
 
     def stop(self, sig=signal.SIGTERM, timeout=10.0):
         self.up = False
@@ -407,11 +420,14 @@ class Emulated:
         ident = self.next_id
         self.next_id += 1
         self.active[ident] = subnet
-        self._install()
+        if self.fault != "no-grant":
+            self._install()
         return ident
 
     def revoke(self, ident):
         subnet = self.active.pop(ident)
+        if self.fault == "no-revoke":
+            return
         for p, m, a in exemption_keys(subnet):
             spec = "priority=%d,%s" % (p, ",".join(sorted(m, key=lambda t: "=" in t)))
             self._ofctl("--strict", "del-flows", self.bridge, spec)
@@ -831,6 +847,7 @@ class Suite:
                                  "--max-duration", "40"])
             loops[(role, fam)] = (p, out)
         time.sleep(1.0)
+        t_term = time.time()
         rc, took = self.ctl.stop(signal.SIGTERM)
         if real:
             chk.expect(rc == 0, "port25d exited %s after SIGTERM (want 0 within 10s)" % rc)
@@ -859,8 +876,9 @@ class Suite:
                 chk.control(len(recs) >= 20, "only %d %s v%d probes" % (len(recs), role, fam))
                 bad = [r for r in recs if r["outcome"] != "connected"]
                 chk.expect(not bad, "exempted relay v%d -> mail:25 failed %d/%d times across the restart "
-                           "(first at %s: %s)" % (fam, len(bad), len(recs),
-                                                  bad[0]["t"] if bad else "", bad[0]["outcome"] if bad else ""))
+                           "(first %+.2fs after SIGTERM: %s)" % (fam, len(bad), len(recs),
+                                                              bad[0]["t"] - t_term if bad else 0,
+                                                              bad[0]["outcome"] if bad else ""))
             else:
                 chk.control(len(recs) >= 20, "only %d %s v%d probes" % (len(recs), role, fam))
                 bad = [r for r in recs if r["outcome"] != "timeout"]
@@ -871,8 +889,8 @@ class Suite:
         for fam in (4, 6):
             a = self.addrs(fam)
             leaked = [e for e in events if e["k"] == "syn" and e["src"] == a["sub2"] and e["dport"] == 25]
-            chk.expect(not leaked, "v%d: %d SYNs from sub2 reached mail:25 across the restart (first at %.3f)"
-                       % (fam, len(leaked), leaked[0]["t"] if leaked else 0))
+            chk.expect(not leaked, "v%d: %d SYNs from sub2 reached mail:25 across the restart "
+                       "(first %+.2fs after SIGTERM)" % (fam, len(leaked), leaked[0]["t"] - t_term if leaked else 0))
 
     def check_persisted(self, chk):
         got = self.ctl.exemptions()
@@ -901,14 +919,16 @@ def main():
     ap.add_argument("--omit", action="append", default=[],
                     choices=[b[0] for b in EMULATED_BASE],
                     help="with --emulate: leave this base flow out (the matching check must FAIL)")
+    ap.add_argument("--fault", choices=FAULTS,
+                    help="with --emulate: misbehave like a buggy controller (the matching checks must FAIL)")
     ap.add_argument("--timeout", type=float, default=1.0,
                     help="seconds a TCP connect waits before counting as dropped")
     ap.add_argument("--keep", action="store_true", help="keep the work dir (logs, data dir)")
     args = ap.parse_args()
     if bool(args.port25d) == bool(args.emulate):
         ap.error("give exactly one of --port25d PATH or --emulate")
-    if args.omit and not args.emulate:
-        ap.error("--omit needs --emulate")
+    if (args.omit or args.fault) and not args.emulate:
+        ap.error("--omit and --fault need --emulate")
     if args.port25d and not os.access(args.port25d, os.X_OK):
         ap.error("%s is not an executable" % args.port25d)
     if os.geteuid() != 0:
@@ -929,7 +949,7 @@ def main():
     try:
         lab = Lab(pick_n(), workdir)
         real = not args.emulate
-        ctl = Port25d(args.port25d, workdir, lab.dpid) if real else Emulated(lab.bridge, args.omit)
+        ctl = Port25d(args.port25d, workdir, lab.dpid) if real else Emulated(lab.bridge, args.omit, args.fault)
         if real:
             ctl.start()  # listening before the switch exists
         lab.start()

@@ -34,8 +34,12 @@
 
 use std::collections::BTreeMap;
 
+use std::collections::BTreeSet;
+
 use bytes::Bytes;
-use port25_rules::{FlowAction, FlowKey, FlowSpec, Match};
+use port25_rules::compile::exemption_flows;
+use port25_rules::snapshot::ChangeSet;
+use port25_rules::{Dpid, FlowAction, FlowKey, FlowSpec, Match, PolicyConfig, Prefix, Snapshot};
 
 /// A flow the switch holds, as far as we know.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,11 +183,14 @@ pub fn plan(current: &[Installed], desired: &[FlowSpec], complete: bool) -> Plan
     plan
 }
 
-/// The table after a confirmed round: `current` with `plan` applied.
-/// Used to keep an exact model of the switch without reading it back.
+/// The table after a round: `current` with `plan` applied, as a switch
+/// applies flow-mods (an add replaces its identity; a strict delete needs
+/// the exact cookie). Tests use it to walk through intermediate tables.
 pub fn apply(current: &[Installed], plan: &Plan) -> Vec<Installed> {
-    let mut out: BTreeMap<(u8, u16, Option<Match>, u64, Option<Bytes>), Installed> = BTreeMap::new();
-    let ident = |i: &Installed| (i.table, i.priority, i.matcher.clone(), i.cookie, i.raw_match.clone());
+    /// A flow's identity plus the cookie a strict delete must carry.
+    type Ident = (u8, u16, Option<Match>, u64, Option<Bytes>);
+    let mut out: BTreeMap<Ident, Installed> = BTreeMap::new();
+    let ident = |i: &Installed| -> Ident { (i.table, i.priority, i.matcher.clone(), i.cookie, i.raw_match.clone()) };
     for i in current {
         out.insert(ident(i), i.clone());
     }
@@ -202,6 +209,56 @@ pub fn apply(current: &[Installed], plan: &Plan) -> Vec<Installed> {
         }
     }
     out.into_values().collect()
+}
+
+/// Plan the move of a switch that holds exactly `compile(old)` to
+/// `compile(new)`, from the change sets between them (as
+/// [`Snapshot::changes_since`] returns them), without compiling or
+/// comparing the whole policy: the cost is O(changes), whatever the number
+/// of stored exemptions.
+///
+/// Only the prefixes named in `changes` can have changed flows. For each,
+/// the flows' owner on this switch before and after (the lowest applying
+/// exemption id, as `compile` chooses) decides: a new or different owner
+/// is an add (which overwrites in place), no owner any more is a strict
+/// delete of the old owner's flows. Adds go first, then deletes: the same
+/// order as [`plan`].
+///
+/// Returns the plan and the change in the number of our flows.
+pub fn plan_delta(
+    cfg: &PolicyConfig,
+    old: &Snapshot,
+    new: &Snapshot,
+    changes: &[std::sync::Arc<ChangeSet>],
+    dpid: Dpid,
+) -> (Plan, i64) {
+    let prefixes: BTreeSet<Prefix> =
+        changes.iter().flat_map(|c| c.added.iter().chain(c.removed.iter())).map(|e| e.subscriber).collect();
+    let mut adds = Vec::new();
+    let mut deletes = Vec::new();
+    let mut delta: i64 = 0;
+    for p in &prefixes {
+        let before = old.owner(p, dpid);
+        let after = new.owner(p, dpid);
+        match (before, after) {
+            (Some(b), Some(a)) if b.id == a.id => {}
+            (b, Some(a)) => {
+                if b.is_none() {
+                    delta += 2;
+                }
+                adds.extend(exemption_flows(cfg, a).into_iter().map(Change::Add));
+            }
+            (Some(b), None) => {
+                delta -= 2;
+                deletes.extend(exemption_flows(cfg, b).iter().map(|f| Change::Delete(Installed::from_spec(f))));
+            }
+            (None, None) => {}
+        }
+    }
+    let mut plan = Plan::default();
+    plan.changes.extend(adds);
+    plan.changes.extend(deletes);
+    (plan, delta)
 }
 
 #[cfg(test)]

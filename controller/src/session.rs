@@ -15,12 +15,21 @@
 //! timeout, so a switch that stops reading cannot wedge the session.
 //!
 //! The session loop is a state machine: `Handshake` (Hello, then
-//! Features) and then rounds. A round either reads back our flows (flow
-//! stats filtered by our cookie) and converges from what it found, or,
-//! when the table is known exactly from the last confirmed round, goes
-//! straight to the difference. Each round ends with one barrier; only its
-//! reply confirms a policy version. See [`crate::reconcile`] for the order
-//! of changes.
+//! Features) and then rounds. Each round ends with one barrier; only its
+//! reply confirms a policy version. Two kinds of round:
+//!
+//! - **full**: read back our flows (flow stats filtered by our cookie),
+//!   compile the policy for this switch and converge by difference. Used
+//!   on connect, after any error, and when the switch fell too far behind
+//!   the policy's change log.
+//! - **delta**: the switch is known to hold exactly the flows of the
+//!   snapshot it last confirmed; send only what the change sets since then
+//!   touch. A grant costs two flow-mods per switch, whatever the number of
+//!   stored exemptions, and the session keeps no copy of the switch's
+//!   flows (only an `Arc` of the confirmed snapshot, which shares its
+//!   structure with the current one).
+//!
+//! See [`crate::reconcile`] for the order of changes.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -267,12 +276,13 @@ enum Round {
 struct Applying {
     barrier_xid: u32,
     deadline: Instant,
-    /// The table the plan was computed against.
-    base: Vec<Installed>,
+    /// The snapshot the switch holds once this round is confirmed.
+    snapshot: Arc<Snapshot>,
     plan: Plan,
-    /// Whether `base` was known to be complete.
+    /// Whether the plan started from a complete picture of the switch.
     complete: bool,
-    version: u64,
+    /// Our flows in the switch after the round, if every change is accepted.
+    flows_after: usize,
     /// xid of the first change; change `i` has xid `first_xid + i`.
     first_xid: u32,
     errors: Vec<String>,
@@ -287,10 +297,12 @@ struct Session {
     data_tx: mpsc::Sender<Bytes>,
     next_xid: u32,
     dpid: Option<Dpid>,
-    /// Our flows in the switch, as of the last confirmed round.
-    installed: Vec<Installed>,
-    /// `installed` is exact (read back completely, every change since confirmed).
-    known: bool,
+    /// The snapshot whose flows the switch is known to hold exactly (the
+    /// last round was complete and every change accepted); `None` means
+    /// the next round must read the switch back.
+    synced: Option<Arc<Snapshot>>,
+    /// Our flows in the switch as of the last finished round.
+    flow_count: usize,
     round: Option<Round>,
     /// The policy changed (or a retry is due) while a round was running.
     pending: bool,
@@ -307,8 +319,8 @@ impl Session {
             data_tx,
             next_xid: 1,
             dpid: None,
-            installed: Vec::new(),
-            known: false,
+            synced: None,
+            flow_count: 0,
             round: None,
             pending: false,
             retry_at: None,
@@ -484,7 +496,18 @@ impl Session {
 
     /// Start a round for the current policy.
     async fn start_round(&mut self, policy: &mut watch::Receiver<Arc<Snapshot>>) -> Result<(), SessionEnd> {
-        if !self.known {
+        let current = policy.borrow_and_update().clone();
+        if let (Some(synced), Some(dpid)) = (&self.synced, self.dpid) {
+            if let Some(changes) = current.changes_since(synced.version) {
+                let started = Instant::now();
+                let (plan, delta) =
+                    reconcile::plan_delta(&self.shared.cfg.policy, synced, &current, &changes, dpid);
+                let flows_after = usize::try_from(self.flow_count as i64 + delta).unwrap_or(0);
+                return self.send_round(plan, true, current, flows_after, started).await;
+            }
+            debug!(from = synced.version, to = current.version, "change log does not reach back; full round");
+        }
+        {
             let cfg = self.shared.cfg.policy;
             let mut b = BytesMut::new();
             let xid = self.xid();
@@ -496,9 +519,8 @@ impl Session {
                 cfg.cookies.filter_mask(),
             );
             self.send(b).await?;
-            // The read-back answers for the current policy; changes after
-            // this point trigger another round.
-            policy.borrow_and_update();
+            // The read-back answers for the current policy (borrowed
+            // above); changes after this point trigger another round.
             self.round = Some(Round::ReadBack {
                 xid,
                 deadline: Instant::now() + self.shared.cfg.request_timeout,
@@ -506,29 +528,37 @@ impl Session {
                 truncated: false,
             });
             self.set_state(SwitchState::Syncing, false);
-            return Ok(());
+            Ok(())
         }
-        let snap = policy.borrow_and_update().clone();
-        let base = std::mem::take(&mut self.installed);
-        self.apply_round(base, true, snap).await
     }
 
-    /// Compute the difference against `base` and send it, then a barrier.
-    async fn apply_round(
-        &mut self,
-        base: Vec<Installed>,
-        complete: bool,
-        snap: Arc<Snapshot>,
-    ) -> Result<(), SessionEnd> {
+    /// Full round, second half: converge from what was read back.
+    async fn converge_from(&mut self, base: Vec<Installed>, complete: bool) -> Result<(), SessionEnd> {
         let Some(dpid) = self.dpid else {
             return Err(SessionEnd::Protocol("round before the datapath id is known".into()));
         };
         let started = Instant::now();
+        let snap = self.shared.policy.borrow().clone();
         let desired = compile(&self.shared.cfg.policy, snap.exemptions.values(), dpid);
         let plan = reconcile::plan(&base, &desired, complete);
+        drop(base);
         if plan.deletions_withheld > 0 {
             warn!(withheld = plan.deletions_withheld, "read-back incomplete: stale flows left in place this round");
         }
+        let flows_after = desired.len() + plan.deletions_withheld;
+        drop(desired);
+        self.send_round(plan, complete, snap, flows_after, started).await
+    }
+
+    /// Send a plan's changes, then a barrier.
+    async fn send_round(
+        &mut self,
+        plan: Plan,
+        complete: bool,
+        snap: Arc<Snapshot>,
+        flows_after: usize,
+        started: Instant,
+    ) -> Result<(), SessionEnd> {
         let first_xid = self.next_xid;
         let mut buf = BytesMut::with_capacity(DATA_CHUNK + 512);
         for change in &plan.changes {
@@ -554,10 +584,10 @@ impl Session {
         self.round = Some(Round::Apply(Applying {
             barrier_xid,
             deadline: Instant::now() + self.shared.cfg.request_timeout,
-            base,
+            snapshot: snap,
             plan,
             complete,
-            version: snap.version,
+            flows_after,
             first_xid,
             errors: Vec::new(),
             refused: Vec::new(),
@@ -687,9 +717,8 @@ impl Session {
 
     async fn finish_readback(&mut self) -> Result<(), SessionEnd> {
         let Some(Round::ReadBack { flows, truncated, .. }) = self.round.take() else { return Ok(()) };
-        let snap = self.shared.policy.borrow().clone();
         debug!(flows = flows.len(), complete = !truncated, "read back our flows");
-        self.apply_round(flows, !truncated, snap).await
+        self.converge_from(flows, !truncated).await
     }
 
     async fn on_round_timeout(&mut self) -> Result<(), SessionEnd> {
@@ -709,27 +738,23 @@ impl Session {
     fn finish_apply(&mut self) {
         let Some(Round::Apply(a)) = self.round.take() else { return };
         // The switch processed every change before the barrier; the ones
-        // it refused did not take effect.
-        let effective = if a.refused.is_empty() {
-            a.plan.clone()
-        } else {
-            let mut p = a.plan.clone();
-            p.changes = a
-                .plan
-                .changes
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| a.refused.binary_search(i).is_err()) // refused is ascending (xid order)
-                .map(|(_, c)| c.clone())
-                .collect();
-            p
-        };
-        self.installed = reconcile::apply(&a.base, &effective);
+        // it refused did not take effect (a refused add is a flow less, a
+        // refused delete a flow more).
+        let mut flows = a.flows_after as i64;
+        for &i in &a.refused {
+            match a.plan.changes.get(i) {
+                Some(Change::Add(_)) => flows -= 1,
+                Some(Change::Delete(_)) => flows += 1,
+                None => {}
+            }
+        }
+        let flows = usize::try_from(flows).unwrap_or(0);
+        self.flow_count = flows;
         let ok = a.errors.is_empty() && a.complete;
         let elapsed_ms = a.started.elapsed().as_millis() as u64;
-        let flows = self.installed.len();
+        let version = a.snapshot.version;
         let summary = RoundSummary {
-            policy_version: a.version,
+            policy_version: version,
             added: a.plan.adds(),
             deleted: a.plan.deletes(),
             kept: a.plan.kept,
@@ -739,11 +764,11 @@ impl Session {
         };
         self.shared.fleet.update(self.id, |s| s.last_round = Some(summary));
         if ok {
-            self.known = true;
+            self.synced = Some(a.snapshot);
             self.backoff = self.shared.cfg.retry_min;
             if !a.plan.changes.is_empty() {
                 info!(
-                    version = a.version,
+                    version = version,
                     added = a.plan.adds(),
                     deleted = a.plan.deletes(),
                     kept = a.plan.kept,
@@ -755,16 +780,16 @@ impl Session {
             self.shared.fleet.update(self.id, |s| {
                 s.state = SwitchState::InSync;
                 s.in_sync = true;
-                s.policy_version = a.version;
+                s.policy_version = version;
                 s.flow_count = flows;
             });
         } else {
             // Some change was refused or the read-back was partial: we no
             // longer know the table exactly. Read it back after a pause.
-            self.known = false;
+            self.synced = None;
             self.retry_at = Some(Instant::now() + self.backoff);
             warn!(
-                version = a.version,
+                version = version,
                 errors = a.errors.len(),
                 complete = a.complete,
                 retry_in_ms = self.backoff.as_millis() as u64,

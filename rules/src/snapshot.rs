@@ -10,9 +10,9 @@
 
 use std::sync::Arc;
 
-use imbl::{OrdMap, Vector};
+use imbl::{OrdMap, OrdSet, Vector};
 
-use crate::model::{Exemption, ExemptionId};
+use crate::model::{Dpid, Exemption, ExemptionId, Prefix};
 
 /// How many recent change sets a snapshot remembers. A session further
 /// behind than this falls back to a full difference.
@@ -38,6 +38,10 @@ pub struct Snapshot {
     pub version: u64,
     /// The exemptions, by id.
     pub exemptions: OrdMap<ExemptionId, Exemption>,
+    /// Exemption ids by subscriber prefix. Several exemptions can name
+    /// one prefix (with different switch scopes); on a switch their flows
+    /// have one identity, owned by the lowest id that applies there.
+    by_prefix: OrdMap<Prefix, OrdSet<ExemptionId>>,
     /// The last [`LOG_CAPACITY`] change sets, oldest first.
     log: Vector<Arc<ChangeSet>>,
 }
@@ -45,7 +49,27 @@ pub struct Snapshot {
 impl Snapshot {
     /// A snapshot of a list of exemptions at version 1.
     pub fn from_list(list: Vec<Exemption>) -> Snapshot {
-        Snapshot { version: 1, exemptions: list.into_iter().map(|e| (e.id, e)).collect(), log: Vector::new() }
+        let mut by_prefix: OrdMap<Prefix, OrdSet<ExemptionId>> = OrdMap::new();
+        for e in &list {
+            by_prefix.entry(e.subscriber).or_default().insert(e.id);
+        }
+        Snapshot {
+            version: 1,
+            exemptions: list.into_iter().map(|e| (e.id, e)).collect(),
+            by_prefix,
+            log: Vector::new(),
+        }
+    }
+
+    /// The exemption whose flows for `prefix` a switch holds: the lowest
+    /// id among those for that prefix that apply to `dpid` (the same
+    /// choice `compile` makes when it deduplicates).
+    pub fn owner(&self, prefix: &Prefix, dpid: Dpid) -> Option<&Exemption> {
+        self.by_prefix
+            .get(prefix)?
+            .iter()
+            .filter_map(|id| self.exemptions.get(id))
+            .find(|e| e.applies_to(dpid))
     }
 
     /// The next snapshot with one exemption added (or replaced).
@@ -63,16 +87,28 @@ impl Snapshot {
     /// (recorded as a removal plus an addition).
     pub fn apply(&self, added: Vec<Exemption>, removed: &[ExemptionId]) -> Snapshot {
         let mut map = self.exemptions.clone();
+        let mut by_prefix = self.by_prefix.clone();
         let mut gone = Vec::new();
+        let unindex = |old: &Exemption, by_prefix: &mut OrdMap<Prefix, OrdSet<ExemptionId>>| {
+            if let Some(set) = by_prefix.get_mut(&old.subscriber) {
+                set.remove(&old.id);
+                if set.is_empty() {
+                    by_prefix.remove(&old.subscriber);
+                }
+            }
+        };
         for id in removed {
             if let Some(old) = map.remove(id) {
+                unindex(&old, &mut by_prefix);
                 gone.push(old);
             }
         }
         for ex in &added {
             if let Some(old) = map.insert(ex.id, ex.clone()) {
+                unindex(&old, &mut by_prefix);
                 gone.push(old);
             }
+            by_prefix.entry(ex.subscriber).or_default().insert(ex.id);
         }
         let version = self.version + 1;
         let mut log = self.log.clone();
@@ -80,7 +116,7 @@ impl Snapshot {
         while log.len() > LOG_CAPACITY {
             log.pop_front();
         }
-        Snapshot { version, exemptions: map, log }
+        Snapshot { version, exemptions: map, by_prefix, log }
     }
 
     /// The change sets that lead from `version` to this snapshot, oldest
@@ -106,7 +142,7 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Scope;
+    use crate::model::{Dpid, Scope};
 
     fn ex(id: u64) -> Exemption {
         Exemption {
@@ -115,6 +151,8 @@ mod tests {
             note: None,
             created_at: time::OffsetDateTime::UNIX_EPOCH,
             switches: Scope::All,
+            expires_at: None,
+            external_id: None,
         }
     }
 
@@ -133,6 +171,22 @@ mod tests {
         assert_eq!(s3.changes_since(3).unwrap().len(), 0);
         assert!(s3.changes_since(0).is_none(), "before the log starts");
         assert!(s3.changes_since(4).is_none(), "from the future");
+    }
+
+    #[test]
+    fn owner_is_the_lowest_applying_id() {
+        let mut a = ex(5);
+        a.switches = Scope::from_list(Some(vec![Dpid(2)]));
+        let mut b = ex(9);
+        b.subscriber = a.subscriber;
+        let s = Snapshot::from_list(vec![a.clone(), b.clone()]);
+        assert_eq!(s.owner(&a.subscriber, Dpid(2)).map(|e| e.id), Some(ExemptionId(5)));
+        assert_eq!(s.owner(&a.subscriber, Dpid(1)).map(|e| e.id), Some(ExemptionId(9)));
+        let s = s.without(ExemptionId(9));
+        assert_eq!(s.owner(&a.subscriber, Dpid(1)), None);
+        let s = s.without(ExemptionId(5));
+        assert_eq!(s.owner(&a.subscriber, Dpid(2)), None);
+        assert!(s.by_prefix.is_empty());
     }
 
     #[test]

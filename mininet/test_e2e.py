@@ -36,6 +36,7 @@ import argparse
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -252,6 +253,7 @@ class Port25d:
         os.makedirs(self.data_dir, exist_ok=True)
         env = dict(os.environ)
         env.setdefault("RUST_LOG", "info")
+        env.setdefault("NO_COLOR", "1")  # the log is a file, read by people
         logf = open(self.log_path, "a")
         logf.write("==== start %s ====\n" % time.strftime("%H:%M:%S"))
         logf.flush()
@@ -346,7 +348,7 @@ class Port25d:
     def log_tail(self, n=60):
         try:
             with open(self.log_path, errors="replace") as f:
-                return "".join(f.readlines()[-n:])
+                return re.sub(r"\x1b\[[0-9;]*m", "", "".join(f.readlines()[-n:]))
         except OSError:
             return "(no log)"
 
@@ -504,6 +506,8 @@ class Lab:
                 raise RuntimeError("ethtool -K %s tx off failed: %s" % (intf, out.strip()))
             swintf = h.defaultIntf().link.intf2.name
             self.ofport[role] = int(run(["ovs-vsctl", "get", "Interface", swintf, "ofport"]).strip())
+        # Tag the bridge so a person can tell whose it is if a run is killed -9.
+        run(["ovs-vsctl", "set", "Bridge", self.bridge, "external-ids:p25e2e-pid=%d" % os.getpid()])
         # Check the bridge really is what the test claims to run on.
         got = run(["ovs-vsctl", "get", "Bridge", self.bridge, "datapath_type", "fail_mode", "protocols"])
         log("bridge %s dpid %s: %s" % (self.bridge, self.dpid, " ".join(got.split())))
@@ -581,6 +585,7 @@ class Lab:
         return "rc=0" in out
 
     def stop(self):
+        """Remove everything this run created, even after an interrupt."""
         for p in self.procs:
             if p.poll() is None:
                 p.kill()
@@ -589,8 +594,35 @@ class Lab:
                 p.wait(5)
             except subprocess.TimeoutExpired:
                 pass
-        if self.net is not None:
+        if self.net is None:
+            return
+        nodes = list(self.net.hosts) + list(self.net.switches)
+        for node in nodes:
+            # A cmd() cut short by a signal leaves the node "waiting", and
+            # Mininet then refuses (AssertionError) every later command,
+            # including the ones net.stop() needs.
+            if getattr(node, "waiting", False):
+                try:
+                    node.sendInt()
+                    time.sleep(0.1)
+                except Exception:
+                    pass
+                node.waiting = False
+        try:
             self.net.stop()  # deletes only our bridge (del-br) and our links
+        except Exception as e:
+            log("mininet stop failed (%s: %s); removing our bridge and hosts directly"
+                % (type(e).__name__, e))
+        finally:
+            run(["ovs-vsctl", "--if-exists", "del-br", self.bridge], check=False)
+            for node in nodes:
+                try:
+                    node.terminate()  # the host's shell: its namespace goes with it
+                except Exception:
+                    pass
+            for name in [self.bridge] + ["%s-eth%d" % (self.bridge, i) for i in range(1, len(ROLES) + 1)]:
+                if os.path.exists("/sys/class/net/%s" % name):
+                    run(["ip", "link", "del", name], check=False)
 
 
 # --------------------------------------------------------------- checks
@@ -906,7 +938,7 @@ def diagnostics(lab, ctl):
         print(run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", lab.bridge], check=False),
               file=sys.stderr, end="")
         print("---- controller ----", file=sys.stderr)
-        print(run(["ovs-vsctl", "--columns=target,is_connected,status", "list", "controller",
+        print(run(["ovs-vsctl", "--columns=target,is_connected,max_backoff,status", "list", "controller",
                    lab.bridge], check=False), file=sys.stderr, end="")
     print("--------", file=sys.stderr, flush=True)
 
@@ -938,8 +970,8 @@ def main():
     def on_signal(signum, _frame):
         raise KeyboardInterrupt("signal %d" % signum)
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, on_signal)
 
     t_start = time.monotonic()
     workdir = tempfile.mkdtemp(prefix="p25e2e-")
@@ -950,16 +982,21 @@ def main():
         lab = Lab(pick_n(), workdir)
         real = not args.emulate
         ctl = Port25d(args.port25d, workdir, lab.dpid) if real else Emulated(lab.bridge, args.omit, args.fault)
-        if real:
-            ctl.start()  # listening before the switch exists
         lab.start()
         lab.start_servers()
-        lab.add_foreign(*FOREIGN_FLOWS[0])  # before the first connect
+        if real:
+            # The switch is told about the controller before port25d runs
+            # (it retries every max_backoff).  Order matters: OVS flushes
+            # every flow of a bridge when it goes from no controller to one,
+            # so a flow added before set-controller would vanish whatever
+            # port25d does.
+            lab.set_controller(ctl.target())
+        lab.add_foreign(*FOREIGN_FLOWS[0])  # present at port25d's first connect
         suite = Suite(lab, ctl, args)
 
         def attach(chk):
             if real:
-                lab.set_controller(ctl.target())
+                ctl.start()
             sw = ctl.attached(lab.bridge)
             log("  switch state: %s" % json.dumps(sw))
             for role in ("relay",):
@@ -991,6 +1028,8 @@ def main():
     except Exception as e:
         aborted = "%s: %s" % (type(e).__name__, e)
     finally:
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)  # finish cleaning up first
         if aborted:
             print("FAIL harness: %s" % aborted, flush=True)
             report.failed += 1
@@ -999,8 +1038,6 @@ def main():
                 diagnostics(lab, ctl)
             except Exception as e:
                 log("diagnostics failed: %s" % e)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
         if ctl is not None:
             try:
                 ctl.stop(signal.SIGTERM, timeout=5)

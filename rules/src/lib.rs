@@ -9,11 +9,13 @@
 //! - [`snapshot`]: the whole policy as one shared, versioned value.
 //! - [`store`]: the [`ExemptionStore`] trait, the sled store and an in-memory one.
 //!   The only module that touches sled.
+//! - [`audit`]: the audit trail's entries and queries.
 //!
 //! Nothing here does network I/O or depends on an async runtime.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+pub mod audit;
 pub mod compile;
 pub mod decide;
 pub mod flow;
@@ -27,4 +29,5 @@ pub use decide::{decide, Packet, Verdict};
 pub use flow::{CookieKind, CookieSpace, FlowAction, FlowKey, FlowSpec, FragMatch, Fragment, Match};
 pub use model::{Dpid, Exemption, ExemptionId, Family, NewExemption, Prefix, PrefixError, Scope};
 pub use snapshot::Snapshot;
-pub use store::{ExemptionStore, MemStore, SledStore, StoreError};
+pub use audit::{AuditAction, AuditContext, AuditEntry, AuditQuery};
+pub use store::{Change, Committed, ExemptionStore, MemStore, SledStore, StoreError};

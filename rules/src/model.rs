@@ -149,6 +149,12 @@ impl Prefix {
         Family::of(self.addr())
     }
 
+    /// Whether this prefix covers all of `other`: equal, or wider and
+    /// containing it (false across families).
+    pub fn covers(&self, other: &Prefix) -> bool {
+        self.len() <= other.len() && self.contains(other.addr())
+    }
+
     /// Whether `addr` lies inside this prefix (false across families).
     pub fn contains(&self, addr: IpAddr) -> bool {
         match (self.0, addr) {
@@ -338,6 +344,17 @@ pub struct NewExemption {
     pub subscriber: Prefix,
     pub note: Option<String>,
     pub scope: Scope,
+    /// When port25d revokes it by itself; `None` = never.
+    pub expires_at: Option<OffsetDateTime>,
+    /// The provisioning system's own key for it (set by sync).
+    pub external_id: Option<String>,
+}
+
+impl NewExemption {
+    /// A request for `subscriber` on every switch, with nothing else set.
+    pub fn new(subscriber: Prefix) -> NewExemption {
+        NewExemption { subscriber, note: None, scope: Scope::All, expires_at: None, external_id: None }
+    }
 }
 
 /// A stored exemption: the subscriber prefix may open TCP port 25.
@@ -357,12 +374,25 @@ pub struct Exemption {
     /// Datapath ids the exemption applies to; absent or null means every switch.
     #[serde(default, with = "scope_serde")]
     pub switches: Scope,
+    /// When port25d revokes it by itself (UTC, RFC 3339); absent = never.
+    /// Optional so that records stored before expiry existed still load.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    /// The provisioning system's key for this record (`PUT /v1/exemptions`
+    /// matches on it); absent for records granted one by one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
 }
 
 impl Exemption {
     /// Whether this exemption applies on the given switch.
     pub fn applies_to(&self, dpid: Dpid) -> bool {
         self.switches.covers(dpid)
+    }
+
+    /// Whether it has expired at `now` (an expiry at exactly `now` has).
+    pub fn is_expired(&self, now: OffsetDateTime) -> bool {
+        self.expires_at.is_some_and(|t| t <= now)
     }
 }
 
@@ -414,5 +444,28 @@ mod tests {
         assert_eq!("00:00:00:00:00:00:00:0a".parse::<Dpid>().unwrap(), Dpid(10));
         assert!("xyz".parse::<Dpid>().is_err());
         assert!("00000000000000001".parse::<Dpid>().is_err());
+    }
+
+    #[test]
+    fn covers_means_equal_or_wider() {
+        let p = |s: &str| s.parse::<Prefix>().unwrap();
+        assert!(p("203.0.113.0/24").covers(&p("203.0.113.0/24")));
+        assert!(p("203.0.113.0/24").covers(&p("203.0.113.7")));
+        assert!(!p("203.0.113.0/24").covers(&p("203.0.0.0/16")));
+        assert!(!p("203.0.113.0/24").covers(&p("2001:db8::1")));
+    }
+
+    #[test]
+    fn records_without_expiry_or_external_id_still_load() {
+        let old = r#"{"id":3,"subscriber":"203.0.113.7/32","created_at":"2026-01-02T03:04:05Z","switches":null}"#;
+        let e: Exemption = serde_json::from_str(old).unwrap();
+        assert_eq!((e.expires_at, e.external_id.as_deref()), (None, None));
+        let text = serde_json::to_string(&e).unwrap();
+        assert!(!text.contains("expires_at") && !text.contains("external_id"), "{text}");
+        let mut e2 = e.clone();
+        e2.expires_at = Some(time::macros::datetime!(2030-01-01 00:00 UTC));
+        e2.external_id = Some("crm-1".into());
+        let back: Exemption = serde_json::from_str(&serde_json::to_string(&e2).unwrap()).unwrap();
+        assert_eq!(back, e2);
     }
 }

@@ -2,10 +2,12 @@
 //! [`SledStore`] on disk (the only code in port25 that imports sled) and
 //! [`MemStore`] for tests.
 //!
-//! Every write method returns only after the change is durable: for sled,
-//! after `flush()` has written and fsynced it. The API acknowledges a write
-//! only after the store returned, so an acknowledged exemption survives
-//! `kill -9`.
+//! Every write goes through [`ExemptionStore::commit`]: a [`Change`] of any
+//! number of creations, updates and removals, applied all or nothing,
+//! together with one [`AuditEntry`] per changed record. It returns only
+//! after the change is durable: for sled, after `flush()` has written and
+//! fsynced it. The API acknowledges a write only after the store returned,
+//! so an acknowledged exemption (and its audit entry) survives `kill -9`.
 //!
 //! # sled layout
 //!
@@ -13,20 +15,35 @@
 //! tree "exemptions"  key: id as 8 bytes big-endian  value: the Exemption as JSON
 //! tree "identity"    key: "<prefix>|<scope>"        value: id as 8 bytes big-endian
 //!                    scope = "*" (all switches) or the sorted dpids joined by ","
-//! tree "meta"        key: "schema"                  value: "1"
+//! tree "audit"       key: seq as 8 bytes big-endian value: the AuditEntry as JSON
+//! tree "meta"        key: "schema"                  value: "2"
 //! ```
 //!
-//! Both trees change in one sled transaction, so the identity index never
-//! disagrees with the records. Ids come from `Db::generate_id`, which never
-//! repeats across restarts; ids start at 1.
+//! All three data trees change in one sled transaction, so the identity
+//! index never disagrees with the records and every change has its audit
+//! entry. Exemption ids come from `Db::generate_id`, which never repeats
+//! across restarts; ids start at 1. Audit `seq`s are the last key plus one,
+//! read under the store's write lock; the audit tree is only ever appended
+//! to, so they never repeat either.
+//!
+//! Schema 2 added the audit tree and the optional `expires_at` and
+//! `external_id` fields; a schema 1 store is upgraded in place on open
+//! (nothing to rewrite). A port25d that knows only schema 1 refuses a
+//! schema 2 store instead of misreading it.
 
-use std::collections::BTreeMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
+
+mod mem;
+#[cfg(test)]
+mod tests;
+pub use mem::MemStore;
 
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 use time::OffsetDateTime;
 
+use crate::audit::{AuditAction, AuditContext, AuditEntry, AuditQuery};
 use crate::flow::MAX_EXEMPTION_ID;
 use crate::model::{Exemption, ExemptionId, NewExemption, Prefix, Scope};
 
@@ -36,6 +53,9 @@ pub enum StoreError {
     /// The same subscriber prefix and scope is already stored.
     #[error("an exemption for {subscriber} with the same switches already exists (id {existing})")]
     Conflict { existing: ExemptionId, subscriber: Prefix },
+    /// An update named an exemption that is not stored.
+    #[error("no exemption with id {0}")]
+    NotFound(ExemptionId),
     /// The store could not read or write its files.
     #[error("store I/O failed: {0}")]
     Io(String),
@@ -45,6 +65,59 @@ pub enum StoreError {
     /// Ids ran past what a flow cookie can carry.
     #[error("exemption ids are exhausted")]
     IdsExhausted,
+}
+
+/// A batch of changes, applied all or nothing by [`ExemptionStore::commit`].
+/// Removals are applied first, then updates, then creations, so a batch
+/// may remove a record and create one with the same identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// How every changed record is audited.
+    pub action: AuditAction,
+    /// New exemptions; the store assigns ids and `created_at`.
+    pub create: Vec<NewExemption>,
+    /// Replacements for stored records, matched by id. The stored
+    /// `created_at` is kept.
+    pub update: Vec<Exemption>,
+    /// Ids to remove; unknown ids are skipped.
+    pub remove: Vec<ExemptionId>,
+}
+
+impl Change {
+    /// An empty change audited as `action`.
+    pub fn new(action: AuditAction) -> Change {
+        Change { action, create: Vec::new(), update: Vec::new(), remove: Vec::new() }
+    }
+
+    /// Whether there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.create.is_empty() && self.update.is_empty() && self.remove.is_empty()
+    }
+}
+
+/// What a committed [`Change`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Committed {
+    /// The records created, with their ids.
+    pub created: Vec<Exemption>,
+    /// Each updated record as `(before, after)`.
+    pub updated: Vec<(Exemption, Exemption)>,
+    /// The records removed, as they were.
+    pub removed: Vec<Exemption>,
+}
+
+impl Committed {
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.created.is_empty() && self.updated.is_empty() && self.removed.is_empty()
+    }
+
+    /// The arguments for `Snapshot::apply`: records to add or replace,
+    /// and ids to remove.
+    pub fn for_snapshot(&self) -> (Vec<Exemption>, Vec<ExemptionId>) {
+        let added = self.created.iter().cloned().chain(self.updated.iter().map(|(_, after)| after.clone())).collect();
+        (added, self.removed.iter().map(|e| e.id).collect())
+    }
 }
 
 /// Exemptions in domain terms. Implementations are cheap to share behind an
@@ -63,18 +136,51 @@ pub trait ExemptionStore: Send + Sync + 'static {
     /// I/O or a corrupt record.
     fn get(&self, id: ExemptionId) -> Result<Option<Exemption>, StoreError>;
 
-    /// Store a new exemption and make it durable before returning it.
+    /// Apply a change all or nothing, append one audit entry per changed
+    /// record (made at `at`, by `ctx`), and make both durable before
+    /// returning.
     ///
     /// # Errors
-    /// [`StoreError::Conflict`] when the same prefix and scope exist; I/O.
-    fn insert(&self, new: NewExemption, now: OffsetDateTime) -> Result<Exemption, StoreError>;
+    /// [`StoreError::Conflict`] when a created or updated record would
+    /// have the prefix and scope of another; [`StoreError::NotFound`] for
+    /// an update of an unknown id; I/O. Nothing is written on error.
+    fn commit(&self, change: Change, ctx: &AuditContext, at: OffsetDateTime) -> Result<Committed, StoreError>;
 
-    /// Remove an exemption durably; returns what was removed, or `None` if
-    /// no such id exists.
+    /// Audit entries matching `query`, newest first.
     ///
     /// # Errors
-    /// I/O.
-    fn remove(&self, id: ExemptionId) -> Result<Option<Exemption>, StoreError>;
+    /// I/O or a corrupt entry.
+    fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// Store one new exemption (audited as a grant).
+    ///
+    /// # Errors
+    /// As [`ExemptionStore::commit`].
+    fn insert(&self, new: NewExemption, ctx: &AuditContext, now: OffsetDateTime) -> Result<Exemption, StoreError> {
+        let mut change = Change::new(AuditAction::Grant);
+        change.create.push(new);
+        self.commit(change, ctx, now)?
+            .created
+            .pop()
+            .ok_or_else(|| StoreError::Io("commit created nothing".into()))
+    }
+
+    /// Remove one exemption, audited as `action`; returns what was
+    /// removed, or `None` if no such id exists.
+    ///
+    /// # Errors
+    /// As [`ExemptionStore::commit`].
+    fn remove(
+        &self,
+        id: ExemptionId,
+        action: AuditAction,
+        ctx: &AuditContext,
+        now: OffsetDateTime,
+    ) -> Result<Option<Exemption>, StoreError> {
+        let mut change = Change::new(action);
+        change.remove.push(id);
+        Ok(self.commit(change, ctx, now)?.removed.pop())
+    }
 }
 
 /// The identity of an exemption for duplicate detection.
@@ -86,16 +192,141 @@ fn identity_key(subscriber: &Prefix, scope: &Scope) -> String {
     format!("{subscriber}|{scope}")
 }
 
+/// A change worked out against the stored state: the records to write,
+/// the identity index entries to set (`Some`) or clear (`None`), and the
+/// audit entries. Shared by both stores so they cannot differ.
+struct Prepared {
+    committed: Committed,
+    identity: HashMap<String, Option<ExemptionId>>,
+    audit: Vec<AuditEntry>,
+}
+
+/// What [`prepare`] needs to know about the stored state.
+trait Stored {
+    fn record(&self, id: ExemptionId) -> Result<Option<Exemption>, StoreError>;
+    fn identity(&self, key: &str) -> Result<Option<ExemptionId>, StoreError>;
+    fn next_id(&mut self) -> Result<ExemptionId, StoreError>;
+}
+
+fn prepare(
+    stored: &mut dyn Stored,
+    change: Change,
+    ctx: &AuditContext,
+    at: OffsetDateTime,
+    first_seq: u64,
+) -> Result<Prepared, StoreError> {
+    let mut identity: HashMap<String, Option<ExemptionId>> = HashMap::new();
+    let mut committed = Committed::default();
+    let mut gone = HashSet::new();
+    for id in change.remove {
+        if !gone.insert(id) {
+            continue;
+        }
+        if let Some(old) = stored.record(id)? {
+            identity.insert(identity_key(&old.subscriber, &old.switches), None);
+            committed.removed.push(old);
+        }
+    }
+    let mut updated_ids = HashSet::new();
+    for mut new in change.update {
+        if gone.contains(&new.id) || !updated_ids.insert(new.id) {
+            return Err(StoreError::NotFound(new.id));
+        }
+        let old = stored.record(new.id)?.ok_or(StoreError::NotFound(new.id))?;
+        new.created_at = old.created_at;
+        let (old_key, new_key) =
+            (identity_key(&old.subscriber, &old.switches), identity_key(&new.subscriber, &new.switches));
+        if old_key != new_key {
+            identity.insert(old_key, None);
+            claim(&mut identity, stored, new_key, new.id, new.subscriber)?;
+        }
+        committed.updated.push((old, new));
+    }
+    for new in change.create {
+        let id = stored.next_id()?;
+        let record = Exemption {
+            id,
+            subscriber: new.subscriber,
+            note: new.note,
+            created_at: at,
+            switches: new.scope,
+            expires_at: new.expires_at,
+            external_id: new.external_id,
+        };
+        let key = identity_key(&record.subscriber, &record.switches);
+        claim(&mut identity, stored, key, id, record.subscriber)?;
+        committed.created.push(record);
+    }
+    let befores = committed.removed.iter().map(|old| (Some(old), None));
+    let updates = committed.updated.iter().map(|(old, new)| (Some(old), Some(new)));
+    let creates = committed.created.iter().map(|new| (None, Some(new)));
+    let audit = befores
+        .chain(updates)
+        .chain(creates)
+        .zip(first_seq..)
+        .map(|((before, after), seq): ((Option<&Exemption>, Option<&Exemption>), u64)| {
+            let any = after.or(before).expect("every entry has a before or an after");
+            AuditEntry {
+                seq,
+                at,
+                action: change.action,
+                actor: ctx.actor.clone(),
+                source: ctx.source,
+                request_id: ctx.request_id.clone(),
+                exemption_id: any.id,
+                subscriber: any.subscriber,
+                before: before.cloned(),
+                after: after.cloned(),
+            }
+        })
+        .collect();
+    Ok(Prepared { committed, identity, audit })
+}
+
+/// Give `key` to `id` in the batch's identity overlay, unless another
+/// record holds it (in the overlay, or in the store where the overlay has
+/// nothing).
+fn claim(
+    identity: &mut HashMap<String, Option<ExemptionId>>,
+    stored: &mut dyn Stored,
+    key: String,
+    id: ExemptionId,
+    subscriber: Prefix,
+) -> Result<(), StoreError> {
+    let holder = match identity.get(&key) {
+        Some(h) => *h,
+        None => stored.identity(&key)?,
+    };
+    match holder {
+        Some(existing) if existing != id => Err(StoreError::Conflict { existing, subscriber }),
+        _ => {
+            identity.insert(key, Some(id));
+            Ok(())
+        }
+    }
+}
+
 /// Exemptions on disk, in sled.
 #[derive(Clone)]
 pub struct SledStore {
     db: sled::Db,
     records: sled::Tree,
     identity: sled::Tree,
+    audit: sled::Tree,
+    /// Serialises commits. The audit `seq` is read (last key + 1) before
+    /// the transaction, and the change is worked out from reads made
+    /// before it too; both are only right if no other commit runs in
+    /// between. Held for the whole commit including the flush; a std
+    /// Mutex because callers are on blocking threads.
+    write: std::sync::Arc<Mutex<()>>,
 }
 
 fn io(e: sled::Error) -> StoreError {
     StoreError::Io(e.to_string())
+}
+
+fn json_err(e: serde_json::Error) -> StoreError {
+    StoreError::Io(format!("cannot encode a record: {e}"))
 }
 
 impl SledStore {
@@ -128,21 +359,25 @@ impl SledStore {
         };
         let records = db.open_tree("exemptions").map_err(io)?;
         let identity = db.open_tree("identity").map_err(io)?;
+        let audit = db.open_tree("audit").map_err(io)?;
         let meta = db.open_tree("meta").map_err(io)?;
-        match meta.get("schema").map_err(io)? {
-            None => {
-                meta.insert("schema", "1").map_err(io)?;
+        let schema = meta.get("schema").map_err(io)?;
+        match schema.as_deref() {
+            Some(b"2") => {}
+            // Schema 1 had no audit tree and no optional fields: both are
+            // additive, so the upgrade is only the marker.
+            None | Some(b"1") => {
+                meta.insert("schema", "2").map_err(io)?;
                 db.flush().map_err(io)?;
             }
-            Some(v) if v.as_ref() == b"1" => {}
             Some(v) => {
                 return Err(StoreError::Corrupt {
                     key: "meta/schema".into(),
-                    reason: format!("schema {:?} is not supported by this version", String::from_utf8_lossy(&v)),
+                    reason: format!("schema {:?} is not supported by this version", String::from_utf8_lossy(v)),
                 })
             }
         }
-        Ok(SledStore { db, records, identity })
+        Ok(SledStore { db, records, identity, audit, write: Default::default() })
     }
 
     fn decode(key: &[u8], value: &[u8]) -> Result<Exemption, StoreError> {
@@ -151,11 +386,35 @@ impl SledStore {
             reason: e.to_string(),
         })
     }
+
+    fn lock(&self) -> MutexGuard<'_, ()> {
+        // The guarded value is (); a panic in another commit left nothing
+        // half-done in memory (sled's transaction is all or nothing).
+        self.write.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 fn key_to_id(key: &[u8]) -> Option<u64> {
     let arr: [u8; 8] = key.try_into().ok()?;
     Some(u64::from_be_bytes(arr))
+}
+
+impl Stored for SledStore {
+    fn record(&self, id: ExemptionId) -> Result<Option<Exemption>, StoreError> {
+        self.get(id)
+    }
+
+    fn identity(&self, key: &str) -> Result<Option<ExemptionId>, StoreError> {
+        Ok(self.identity.get(key.as_bytes()).map_err(io)?.map(|v| ExemptionId(key_to_id(&v).unwrap_or(0))))
+    }
+
+    fn next_id(&mut self) -> Result<ExemptionId, StoreError> {
+        let id = self.db.generate_id().map_err(io)?.checked_add(1).ok_or(StoreError::IdsExhausted)?;
+        if id > MAX_EXEMPTION_ID {
+            return Err(StoreError::IdsExhausted);
+        }
+        Ok(ExemptionId(id))
+    }
 }
 
 impl ExemptionStore for SledStore {
@@ -177,49 +436,43 @@ impl ExemptionStore for SledStore {
         }
     }
 
-    fn insert(&self, new: NewExemption, now: OffsetDateTime) -> Result<Exemption, StoreError> {
-        let id = self.db.generate_id().map_err(io)?.checked_add(1).ok_or(StoreError::IdsExhausted)?;
-        if id > MAX_EXEMPTION_ID {
-            return Err(StoreError::IdsExhausted);
+    fn commit(&self, change: Change, ctx: &AuditContext, at: OffsetDateTime) -> Result<Committed, StoreError> {
+        if change.is_empty() {
+            return Ok(Committed::default());
         }
-        let record = Exemption {
-            id: ExemptionId(id),
-            subscriber: new.subscriber,
-            note: new.note,
-            created_at: now,
-            switches: new.scope,
-        };
-        let ident = identity_key(&record.subscriber, &record.switches);
-        let value = serde_json::to_vec(&record).map_err(|e| StoreError::Io(e.to_string()))?;
-        let key = id.to_be_bytes();
-        let res = (&self.records, &self.identity).transaction(|(records, identity)| {
-            if let Some(existing) = identity.get(ident.as_bytes())? {
-                let existing = key_to_id(&existing).unwrap_or(0);
-                return Err(ConflictableTransactionError::Abort(ExemptionId(existing)));
-            }
-            identity.insert(ident.as_bytes(), &key)?;
-            records.insert(&key, value.as_slice())?;
-            Ok(())
-        });
-        match res {
-            Ok(()) => {}
-            Err(TransactionError::Abort(existing)) => {
-                return Err(StoreError::Conflict { existing, subscriber: record.subscriber })
-            }
-            Err(TransactionError::Storage(e)) => return Err(io(e)),
+        let _guard = self.lock();
+        let last = self.audit.last().map_err(io)?.and_then(|(k, _)| key_to_id(&k)).unwrap_or(0);
+        let mut handle = self.clone();
+        let p = prepare(&mut handle, change, ctx, at, last + 1)?;
+        // Encode everything once, outside the transaction closure (sled
+        // may run the closure more than once).
+        let mut puts: Vec<([u8; 8], Vec<u8>)> = Vec::new();
+        for e in p.committed.created.iter().chain(p.committed.updated.iter().map(|(_, after)| after)) {
+            puts.push((e.id.0.to_be_bytes(), serde_json::to_vec(e).map_err(json_err)?));
         }
-        self.db.flush().map_err(io)?;
-        Ok(record)
-    }
-
-    fn remove(&self, id: ExemptionId) -> Result<Option<Exemption>, StoreError> {
-        let key = id.0.to_be_bytes();
-        let Some(existing) = self.get(id)? else { return Ok(None) };
-        let ident = identity_key(&existing.subscriber, &existing.switches);
-        (&self.records, &self.identity)
-            .transaction(|(records, identity)| {
-                records.remove(&key)?;
-                identity.remove(ident.as_bytes())?;
+        let dels: Vec<[u8; 8]> = p.committed.removed.iter().map(|e| e.id.0.to_be_bytes()).collect();
+        let entries: Vec<([u8; 8], Vec<u8>)> = p
+            .audit
+            .iter()
+            .map(|a| Ok((a.seq.to_be_bytes(), serde_json::to_vec(a).map_err(json_err)?)))
+            .collect::<Result<_, StoreError>>()?;
+        (&self.records, &self.identity, &self.audit)
+            .transaction(|(records, identity, audit)| {
+                for key in &dels {
+                    records.remove(key)?;
+                }
+                for (key, value) in &puts {
+                    records.insert(key, value.as_slice())?;
+                }
+                for (key, holder) in &p.identity {
+                    match holder {
+                        Some(id) => identity.insert(key.as_bytes(), &id.0.to_be_bytes())?,
+                        None => identity.remove(key.as_bytes())?,
+                    };
+                }
+                for (key, value) in &entries {
+                    audit.insert(key, value.as_slice())?;
+                }
                 Ok::<(), ConflictableTransactionError<()>>(())
             })
             .map_err(|e| match e {
@@ -227,64 +480,25 @@ impl ExemptionStore for SledStore {
                 TransactionError::Storage(e) => io(e),
             })?;
         self.db.flush().map_err(io)?;
-        Ok(Some(existing))
-    }
-}
-
-/// Exemptions in memory, for tests. Same semantics as [`SledStore`],
-/// without durability.
-#[derive(Default)]
-pub struct MemStore {
-    // A std Mutex: held only for map operations, never across an await.
-    inner: Mutex<MemInner>,
-}
-
-#[derive(Default)]
-struct MemInner {
-    next: u64,
-    records: BTreeMap<ExemptionId, Exemption>,
-}
-
-impl MemStore {
-    pub fn new() -> MemStore {
-        MemStore::default()
+        Ok(p.committed)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, MemInner> {
-        // A poisoned lock only means a test thread panicked mid-insert; the
-        // map itself is always consistent between statements.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-impl ExemptionStore for MemStore {
-    fn list(&self) -> Result<Vec<Exemption>, StoreError> {
-        Ok(self.lock().records.values().cloned().collect())
-    }
-
-    fn get(&self, id: ExemptionId) -> Result<Option<Exemption>, StoreError> {
-        Ok(self.lock().records.get(&id).cloned())
-    }
-
-    fn insert(&self, new: NewExemption, now: OffsetDateTime) -> Result<Exemption, StoreError> {
-        let mut g = self.lock();
-        let ident = identity_key(&new.subscriber, &new.scope);
-        if let Some(e) = g.records.values().find(|e| identity_key(&e.subscriber, &e.switches) == ident) {
-            return Err(StoreError::Conflict { existing: e.id, subscriber: e.subscriber });
+    fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+        let end = query.before_seq.unwrap_or(u64::MAX).to_be_bytes();
+        let mut out = Vec::new();
+        for kv in self.audit.range(..end).rev() {
+            if out.len() >= query.limit {
+                break;
+            }
+            let (k, v) = kv.map_err(io)?;
+            let entry: AuditEntry = serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
+                key: format!("audit/{}", key_to_id(&k).map_or_else(|| "?".into(), |i| i.to_string())),
+                reason: e.to_string(),
+            })?;
+            if query.matches(&entry) {
+                out.push(entry);
+            }
         }
-        g.next += 1;
-        let record = Exemption {
-            id: ExemptionId(g.next),
-            subscriber: new.subscriber,
-            note: new.note,
-            created_at: now,
-            switches: new.scope,
-        };
-        g.records.insert(record.id, record.clone());
-        Ok(record)
-    }
-
-    fn remove(&self, id: ExemptionId) -> Result<Option<Exemption>, StoreError> {
-        Ok(self.lock().records.remove(&id))
+        Ok(out)
     }
 }

@@ -55,6 +55,8 @@ fn exemptions() -> impl Strategy<Value = Vec<Exemption>> {
                 note: None,
                 created_at: OffsetDateTime::UNIX_EPOCH,
                 switches,
+                expires_at: None,
+                external_id: None,
             })
             .collect()
     })
@@ -152,6 +154,8 @@ fn the_policy_in_examples() {
         note: None,
         created_at: OffsetDateTime::UNIX_EPOCH,
         switches: Scope::All,
+        expires_at: None,
+        external_id: None,
     }];
     let flows = compile(&PolicyConfig::default(), &ex, DPID);
     let v = |p: &Packet| lookup(&flows, 0, p).unwrap();

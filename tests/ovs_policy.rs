@@ -46,6 +46,7 @@ fn fresh_bridge_gets_the_block_for_ipv4_and_ipv6_and_trace_agrees() {
     let st = d.wait_in_sync(&br.dpid_hex());
     assert_eq!(st["openflow_version"], "1.3");
     assert_eq!(st["ipv6_enforced"], true);
+    assert_eq!(st["bundles"], true, "the first round should go as an atomic bundle: {st}");
     assert_eq!(ours(&br), expected(&[]));
 
     let a = br.port_a();
@@ -227,11 +228,14 @@ fn a_refused_flow_mod_is_reported_for_that_switch_and_the_block_stays() {
     ]);
     br.attach(d.bound.openflow);
     let dpid = br.dpid_hex();
+    // The first round goes as one atomic bundle, which the switch refuses
+    // as a whole (nothing applied: with fail_mode=secure it drops all).
+    // The retry goes as ordered flow-mods: every drop, then the refusal.
     let st = wait_for(Duration::from_secs(15), || {
         let s = d.switch(&dpid)?;
-        (s["state"] == "degraded" && s["last_error"].is_string()).then_some(s)
+        (s["state"] == "degraded" && s["last_error"].is_string() && ours(&br).len() == 6).then_some(s)
     })
-    .expect("switch never reported degraded");
+    .unwrap_or_else(|| panic!("switch never reported degraded with the drops in place: {:?}", d.switch(&dpid)));
     let err = st["last_error"].as_str().unwrap();
     assert!(err.contains("TABLE_FULL"), "{err}");
     assert!(err.contains("priority=0"), "error does not name the flow: {err}");

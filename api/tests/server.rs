@@ -29,6 +29,7 @@ fn switch(session: u64, dpid: u64) -> SwitchStatus {
         policy_version: 3,
         ipv6_enforced: true,
         last_error: None,
+        bundles: None,
         last_round: None,
         last_error_at: None,
     }
@@ -60,6 +61,7 @@ async fn switches_lists_the_fleet() {
             "in_sync": true,
             "policy_version": 3,
             "ipv6_enforced": true,
+            "bundles": null,
             "last_round": null,
             "last_error": null,
             "last_error_at": null,

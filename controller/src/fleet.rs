@@ -56,6 +56,10 @@ pub struct SwitchStatus {
     pub policy_version: u64,
     /// IPv6 port-25 traffic is enforced on this switch.
     pub ipv6_enforced: bool,
+    /// Whether the switch applies our larger rounds as atomic bundles:
+    /// unknown (null) until the first bundle, false after it refused one
+    /// (port25d then uses ordered flow-mods and a barrier).
+    pub bundles: Option<bool>,
     /// What the last finished round did.
     pub last_round: Option<RoundSummary>,
     /// The last error from or about this switch, if any.

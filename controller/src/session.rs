@@ -50,6 +50,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn, Instrument};
 
 use crate::fleet::{Fleet, RoundSummary, SwitchState, SwitchStatus};
+use crate::ofp::bundle::{self, BundleCtrl};
 use crate::ofp::{self, msg_type, DecodeError, FlowMod, FlowModCommand, Frame, MatchSpec, Message, OfpCodec};
 use crate::reconcile::{self, Change, Installed, Plan};
 
@@ -155,6 +156,7 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, id: u64, shared: Shared) {
             in_sync: false,
             policy_version: 0,
             ipv6_enforced: false,
+            bundles: None,
             last_round: None,
             last_error: None,
             last_error_at: None,
@@ -289,7 +291,25 @@ struct Applying {
     /// Indices into `plan.changes` the switch refused.
     refused: Vec<usize>,
     started: Instant,
+    /// Set when the changes went in a bundle.
+    bundle: Option<BundleRound>,
 }
+
+/// A bundle in flight.
+struct BundleRound {
+    id: u32,
+    open_xid: u32,
+    commit_xid: u32,
+    /// The commit reply arrived: every change took effect at once.
+    committed: bool,
+    /// The switch refused the bundle (open or commit): nothing took effect.
+    failed: bool,
+}
+
+/// Rounds with more changes than this go in a bundle. A grant or revoke
+/// (two flow-mods) goes plain, which is faster for one small change.
+const BUNDLE_MIN_CHANGES: usize = 4;
+const BUNDLE_FLAGS: u16 = bundle::BUNDLE_ATOMIC | bundle::BUNDLE_ORDERED;
 
 struct Session {
     id: u64,
@@ -308,6 +328,14 @@ struct Session {
     pending: bool,
     retry_at: Option<Instant>,
     backoff: Duration,
+    /// Whether the switch accepts bundles: unknown until the first try;
+    /// `Some(false)` after it refused one, then rounds use ordered
+    /// flow-mods and a barrier instead.
+    bundles: Option<bool>,
+    next_bundle: u32,
+    /// The last bundle was refused as a whole: send the next round as
+    /// ordered flow-mods.
+    plain_next: bool,
 }
 
 impl Session {
@@ -325,6 +353,9 @@ impl Session {
             pending: false,
             retry_at: None,
             backoff,
+            bundles: None,
+            next_bundle: 1,
+            plain_next: false,
         }
     }
 
@@ -559,16 +590,48 @@ impl Session {
         flows_after: usize,
         started: Instant,
     ) -> Result<(), SessionEnd> {
-        let first_xid = self.next_xid;
         let mut buf = BytesMut::with_capacity(DATA_CHUNK + 512);
+        // Larger rounds go in one atomic bundle: the switch moves from the
+        // old table to the new in one step, so no packet sees a half-applied
+        // policy (and OVS applies a bundle several times faster).
+        let use_bundle = plan.changes.len() > BUNDLE_MIN_CHANGES && self.bundles != Some(false) && !self.plain_next;
+        self.plain_next = false;
+        let bundle = if use_bundle {
+            let id = self.next_bundle;
+            self.next_bundle = self.next_bundle.wrapping_add(1);
+            let open_xid = self.xid();
+            bundle::encode_bundle_ctrl(&mut buf, open_xid, id, BundleCtrl::OpenRequest, BUNDLE_FLAGS);
+            Some(BundleRound { id, open_xid, commit_xid: 0, committed: false, failed: false })
+        } else {
+            None
+        };
+        let first_xid = self.next_xid;
+        let mut inner = BytesMut::with_capacity(512);
         for change in &plan.changes {
             let xid = self.xid();
-            encode_change(&mut buf, xid, change);
+            match &bundle {
+                None => encode_change(&mut buf, xid, change),
+                Some(b) => {
+                    inner.clear();
+                    encode_change(&mut inner, xid, change);
+                    if let Err(e) = bundle::encode_bundle_add(&mut buf, b.id, BUNDLE_FLAGS, &inner) {
+                        error!(error = %e, change = %change.describe(), "change not encoded into the bundle");
+                    }
+                }
+            }
             if buf.len() >= DATA_CHUNK {
                 let full = std::mem::replace(&mut buf, BytesMut::with_capacity(DATA_CHUNK + 512));
                 self.send(full).await?;
             }
         }
+        let bundle = match bundle {
+            Some(mut b) => {
+                b.commit_xid = self.xid();
+                bundle::encode_bundle_ctrl(&mut buf, b.commit_xid, b.id, BundleCtrl::CommitRequest, BUNDLE_FLAGS);
+                Some(b)
+            }
+            None => None,
+        };
         let barrier_xid = self.xid();
         ofp::encode_barrier_request(&mut buf, barrier_xid);
         self.send(buf).await?;
@@ -592,6 +655,7 @@ impl Session {
             errors: Vec::new(),
             refused: Vec::new(),
             started,
+            bundle,
         }));
         Ok(())
     }
@@ -666,7 +730,15 @@ impl Session {
                 Ok(())
             }
             Message::EchoReply(_) => Ok(()),
-            Message::Experimenter { experimenter, exp_type, .. } => {
+            Message::Experimenter { experimenter, exp_type, data } => {
+                if let Some(reply) = bundle::decode_bundle_ctrl(experimenter, exp_type, &data) {
+                    if let Some(Round::Apply(Applying { bundle: Some(b), .. })) = &mut self.round {
+                        if b.id == reply.bundle_id && reply.ctrl == BundleCtrl::CommitReply {
+                            b.committed = true;
+                        }
+                    }
+                    return Ok(());
+                }
                 debug!(experimenter = format_args!("0x{experimenter:08x}"), exp_type, "experimenter message skipped");
                 Ok(())
             }
@@ -681,10 +753,36 @@ impl Session {
     async fn on_error(&mut self, xid: u32, err_type: u16, code: u16, data: &[u8]) -> Result<(), SessionEnd> {
         let what = describe_error(err_type, code);
         match &mut self.round {
+            Some(Round::Apply(a)) if a.bundle.as_ref().is_some_and(|b| b.open_xid == xid || b.commit_xid == xid) => {
+                let Some(b) = a.bundle.as_mut() else { return Ok(()) };
+                b.failed = true;
+                if b.open_xid == xid && self.bundles != Some(true) {
+                    // The switch does not do bundles at all: fall back to
+                    // ordered flow-mods with a barrier, and say so.
+                    warn!(error = %what, "switch refused a bundle; using ordered flow-mods from now on");
+                    self.bundles = Some(false);
+                    self.shared.fleet.update(self.id, |s| s.bundles = Some(false));
+                } else {
+                    error!(error = %what, "switch refused a bundle; nothing in it took effect");
+                    let first = a.errors.first().map(|e| format!("; first refused change: {e}")).unwrap_or_default();
+                    let msg = format!("switch refused a bundle of {} changes ({what}){first}", a.plan.changes.len());
+                    a.errors.push(format!("bundle refused: {what}"));
+                    // Retry without a bundle: ordered flow-mods put in
+                    // everything the switch accepts, drops first, instead
+                    // of leaving it with nothing at all.
+                    self.plain_next = true;
+                    self.note_error(msg);
+                }
+                return Ok(());
+            }
             Some(Round::Apply(a)) => {
                 let idx = xid.wrapping_sub(a.first_xid) as usize;
                 if xid >= a.first_xid && idx < a.plan.changes.len() {
                     let flow = a.plan.changes[idx].describe();
+                    if a.bundle.as_ref().is_some_and(|b| b.failed) && self.bundles == Some(false) {
+                        // Adds to a bundle the switch never opened: noise.
+                        return Ok(());
+                    }
                     error!(error = %what, %flow, "switch refused a flow-mod");
                     a.errors.push(format!("{what}: {flow}"));
                     a.refused.push(idx);
@@ -736,16 +834,40 @@ impl Session {
 
     /// The barrier reply arrived: every change before it has been processed.
     fn finish_apply(&mut self) {
-        let Some(Round::Apply(a)) = self.round.take() else { return };
-        // The switch processed every change before the barrier; the ones
-        // it refused did not take effect (a refused add is a flow less, a
-        // refused delete a flow more).
+        let Some(Round::Apply(mut a)) = self.round.take() else { return };
+        if let Some(b) = &a.bundle {
+            if !b.committed && !b.failed {
+                // A barrier reply after a commit without its reply: the
+                // switch ignored the bundle. Treat it as refused.
+                a.errors.push("bundle commit not confirmed".into());
+            }
+            if b.committed {
+                self.bundles = Some(true);
+                self.shared.fleet.update(self.id, |s| s.bundles = Some(true));
+            }
+            if b.failed && self.bundles == Some(false) && a.errors.is_empty() {
+                // Bundles unsupported: nothing was applied; go again at
+                // once with ordered flow-mods, from a fresh read-back.
+                self.synced = None;
+                self.pending = true;
+                return;
+            }
+        }
+        // The switch processed every change before the barrier. In a
+        // bundle that was not committed, none took effect; otherwise the
+        // refused ones did not (a refused add is a flow less, a refused
+        // delete a flow more).
+        let applied_nothing = a.bundle.as_ref().is_some_and(|b| !b.committed);
         let mut flows = a.flows_after as i64;
-        for &i in &a.refused {
-            match a.plan.changes.get(i) {
-                Some(Change::Add(_)) => flows -= 1,
-                Some(Change::Delete(_)) => flows += 1,
-                None => {}
+        if applied_nothing {
+            flows = self.flow_count as i64;
+        } else {
+            for &i in &a.refused {
+                match a.plan.changes.get(i) {
+                    Some(Change::Add(_)) => flows -= 1,
+                    Some(Change::Delete(_)) => flows += 1,
+                    None => {}
+                }
             }
         }
         let flows = usize::try_from(flows).unwrap_or(0);
@@ -910,6 +1032,30 @@ pub fn describe_error(err_type: u16, code: u16) -> String {
         0xffff => "OFPET_EXPERIMENTER",
         _ => "unknown error type",
     };
+    // OFPET_EXPERIMENTER carries the ONF bundle errors (EXT-230) in `code`.
+    let onf_bundle = [
+        "OFPBFC_UNKNOWN",
+        "OFPBFC_EPERM",
+        "OFPBFC_BAD_ID",
+        "OFPBFC_BUNDLE_EXIST",
+        "OFPBFC_BUNDLE_CLOSED",
+        "OFPBFC_OUT_OF_BUNDLES",
+        "OFPBFC_BAD_TYPE",
+        "OFPBFC_BAD_FLAGS",
+        "OFPBFC_MSG_BAD_LEN",
+        "OFPBFC_MSG_BAD_XID",
+        "OFPBFC_MSG_UNSUP",
+        "OFPBFC_MSG_CONFLICT",
+        "OFPBFC_MSG_TOO_MANY",
+        "OFPBFC_MSG_FAILED",
+        "OFPBFC_TIMEOUT",
+        "OFPBFC_BUNDLE_IN_PROGRESS",
+    ];
+    if err_type == 0xffff {
+        if let Some(name) = code.checked_sub(2300).and_then(|i| onf_bundle.get(usize::from(i))) {
+            return format!("{ty}/{name} (type {err_type}, code {code})");
+        }
+    }
     let c: Option<&str> = match (err_type, code) {
         (1, 1) => Some("OFPBRC_BAD_TYPE"),
         (1, 2) => Some("OFPBRC_BAD_MULTIPART"),

@@ -1,6 +1,7 @@
 //! The OpenFlow wire codec: framing, typed messages, encoders. No I/O.
 //!
 //! # Layout
+//! - [`bundle`]: ONF bundle messages (atomic flow-mod sets) for OpenFlow 1.3.
 //! - [`codec`]: [`OfpCodec`], the `tokio_util::codec` framing (bytes → [`Frame`]).
 //! - [`message`]: [`Message`] and [`decode_message`] (a [`Frame`] → typed message),
 //!   plus the version-independent messages (Hello, Error, Echo).
@@ -31,6 +32,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+pub mod bundle;
 pub mod codec;
 pub mod error;
 pub mod instruction;

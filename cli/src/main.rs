@@ -360,6 +360,9 @@ fn describe_error(reply: &Reply) -> String {
         Ok(v) => {
             if let Some(e) = v["error"].as_str() {
                 out.push_str(&format!(": {}", render::cell(&Value::from(e))));
+                if reply.status == 404 && e == "no such route" {
+                    out.push_str(" (is this port25d older than port25ctl?)");
+                }
             }
             if let Some(f) = v["field"].as_str() {
                 out.push_str(&format!(" (field: {})", render::cell(&Value::from(f))));

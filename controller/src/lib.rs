@@ -4,7 +4,8 @@
 //! - [`ofp`]: the OpenFlow 1.3 wire codec (framing, typed messages). No I/O.
 //! - [`reconcile`]: the difference between a switch's table and the policy, in fail-closed order. Pure.
 //! - [`session`]: one task set per switch: handshake, read-back, rounds, echo.
-//! - [`server`]: the listener that gives each connection a session.
+//! - [`server`]: the listeners (TCP, TLS) that give each connection a session.
+//! - [`tls`]: the mutual-TLS acceptor for `ssl:` switches.
 //! - [`fleet`]: the shared, read-only view of every switch for the API.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
@@ -14,5 +15,6 @@ pub mod ofp;
 pub mod reconcile;
 pub mod server;
 pub mod session;
+pub mod tls;
 
 pub use fleet::{Fleet, RoundSummary, SwitchState, SwitchStatus};

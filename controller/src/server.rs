@@ -1,26 +1,58 @@
-//! The OpenFlow listener: accepts switch connections and gives each its
-//! own session task.
+//! The OpenFlow listeners: accept switch connections (plain TCP or TLS)
+//! and give each its own session task.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use crate::session::{self, Shared};
 
+/// How connections on a listener are secured.
+#[derive(Clone)]
+pub enum Transport {
+    /// Plain TCP (`tcp:` targets in OVS).
+    Plain,
+    /// TLS with a required client certificate (`ssl:` targets).
+    Tls(TlsAcceptor),
+}
+
+/// Session ids are unique across all listeners of the process.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Accept plain-TCP switches on `listener` until `shared.shutdown` fires.
+/// See [`serve_with`].
+pub async fn serve(listener: TcpListener, shared: Shared, tracker: TaskTracker, max_switches: usize) {
+    serve_with(listener, Transport::Plain, shared, tracker, max_switches).await
+}
+
 /// Accept switches on `listener` until `shared.shutdown` fires. Each
 /// connection runs in its own task, tracked by `tracker` so shutdown can
-/// wait for them. At most `max_switches` connections are served at once;
-/// more wait in the kernel's accept queue.
-pub async fn serve(listener: TcpListener, shared: Shared, tracker: TaskTracker, max_switches: usize) {
+/// wait for them. At most `max_switches` connections per listener are
+/// served at once (a connection still in its TLS handshake counts); more
+/// wait in the kernel's accept queue. A TLS handshake must finish within
+/// the handshake timeout.
+pub async fn serve_with(
+    listener: TcpListener,
+    transport: Transport,
+    shared: Shared,
+    tracker: TaskTracker,
+    max_switches: usize,
+) {
     let local = listener.local_addr().ok();
-    info!(listen = ?local, "OpenFlow listener ready");
-    let next_id = AtomicU64::new(1);
+    let kind = match transport {
+        Transport::Plain => "tcp",
+        Transport::Tls(_) => "tls",
+    };
+    info!(listen = ?local, transport = kind, "OpenFlow listener ready");
     let permits = Arc::new(Semaphore::new(max_switches.max(1)));
+    let refusals = Arc::new(RateLimit::new(10));
     let mut backoff = Duration::from_millis(10);
     loop {
         let permit = tokio::select! {
@@ -37,10 +69,30 @@ pub async fn serve(listener: TcpListener, shared: Shared, tracker: TaskTracker, 
         match accepted {
             Ok((stream, peer)) => {
                 backoff = Duration::from_millis(10);
-                let id = next_id.fetch_add(1, Ordering::Relaxed);
+                // Flow-mods go out in batches; small control messages
+                // (echo replies, barriers) must not wait for Nagle.
+                let _ = stream.set_nodelay(true);
+                let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
                 let shared = shared.clone();
+                let transport = transport.clone();
+                let refusals = refusals.clone();
                 tracker.spawn(async move {
-                    session::run(stream, peer, id, shared).await;
+                    match transport {
+                        Transport::Plain => session::run(stream, peer, id, shared).await,
+                        Transport::Tls(acceptor) => {
+                            let limit = shared.cfg.handshake_timeout;
+                            let cancel = shared.shutdown.clone();
+                            let hs = tokio::select! {
+                                _ = cancel.cancelled() => return,
+                                r = tokio::time::timeout(limit, acceptor.accept(stream)) => r,
+                            };
+                            match hs {
+                                Ok(Ok(tls)) => session::run(tls, peer, id, shared).await,
+                                Ok(Err(e)) => refused(&refusals, peer, &e.to_string()),
+                                Err(_) => refused(&refusals, peer, &format!("TLS handshake not finished within {limit:?}")),
+                            }
+                        }
+                    }
                     drop(permit);
                 });
             }
@@ -53,5 +105,42 @@ pub async fn serve(listener: TcpListener, shared: Shared, tracker: TaskTracker, 
             }
         }
     }
-    warn!("OpenFlow listener stopped");
+    warn!(transport = kind, "OpenFlow listener stopped");
+}
+
+fn refused(limit: &RateLimit, peer: SocketAddr, reason: &str) {
+    if let Some(suppressed) = limit.allow() {
+        warn!(%peer, reason, suppressed, "TLS connection refused");
+    }
+}
+
+/// At most `per_sec` log lines a second; says how many it held back.
+pub(crate) struct RateLimit {
+    per_sec: u32,
+    state: Mutex<(Instant, u32, u64)>,
+}
+
+impl RateLimit {
+    pub(crate) fn new(per_sec: u32) -> RateLimit {
+        RateLimit { per_sec, state: Mutex::new((Instant::now(), 0, 0)) }
+    }
+
+    /// `Some(suppressed_since_last)` when a line may be written now.
+    pub(crate) fn allow(&self) -> Option<u64> {
+        let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if now.duration_since(g.0) >= Duration::from_secs(1) {
+            g.0 = now;
+            g.1 = 0;
+        }
+        if g.1 < self.per_sec {
+            g.1 += 1;
+            let s = g.2;
+            g.2 = 0;
+            Some(s)
+        } else {
+            g.2 += 1;
+            None
+        }
+    }
 }

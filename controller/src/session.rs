@@ -31,7 +31,7 @@
 //!
 //! See [`crate::reconcile`] for the order of changes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,8 +41,7 @@ use futures::StreamExt;
 use port25_rules::{compile, Dpid, FlowAction, PolicyConfig, Snapshot};
 use time::OffsetDateTime;
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{sleep_until, timeout, Instant};
 use tokio_util::codec::FramedRead;
@@ -78,6 +77,9 @@ pub struct SessionConfig {
     /// Cap on flows accepted in one read-back (memory bound); more makes the
     /// read-back incomplete.
     pub max_readback_flows: usize,
+    /// When set, only these datapath ids are served; any other switch is
+    /// refused after the features reply (and logged with its address).
+    pub allow_dpids: Option<Arc<BTreeSet<Dpid>>>,
 }
 
 impl Default for SessionConfig {
@@ -92,6 +94,7 @@ impl Default for SessionConfig {
             retry_min: Duration::from_millis(500),
             retry_max: Duration::from_secs(30),
             max_readback_flows: 4_000_000,
+            allow_dpids: None,
         }
     }
 }
@@ -139,12 +142,16 @@ const DATA_QUEUE: usize = 64;
 const PRIO_QUEUE: usize = 32;
 const INBOUND_QUEUE: usize = 256;
 
-/// Run one switch connection to its end. Never panics on input; every end
-/// is logged once.
-pub async fn run(stream: TcpStream, peer: SocketAddr, id: u64, shared: Shared) {
+/// A switch connection: plain TCP or TLS.
+pub trait SwitchStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> SwitchStream for T {}
+
+/// Run one switch connection to its end. `stream` is a connected TCP or
+/// TLS stream (Nagle already off). Never panics on input; every end is
+/// logged once.
+pub async fn run<S: SwitchStream>(stream: S, peer: SocketAddr, id: u64, shared: Shared) {
     let span = tracing::info_span!("switch", session = id, %peer, dpid = tracing::field::Empty);
     async move {
-        let _ = stream.set_nodelay(true);
         shared.fleet.put(SwitchStatus {
             session: id,
             dpid: None,
@@ -189,8 +196,8 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, id: u64, shared: Shared) {
     .await
 }
 
-async fn drive(stream: TcpStream, id: u64, shared: Shared) -> SessionEnd {
-    let (rd, wr) = stream.into_split();
+async fn drive<S: SwitchStream>(stream: S, id: u64, shared: Shared) -> SessionEnd {
+    let (rd, wr) = tokio::io::split(stream);
     let (prio_tx, prio_rx) = mpsc::channel::<Bytes>(PRIO_QUEUE);
     let (data_tx, data_rx) = mpsc::channel::<Bytes>(DATA_QUEUE);
     let (in_tx, in_rx) = mpsc::channel::<Inbound>(INBOUND_QUEUE);
@@ -210,8 +217,8 @@ async fn drive(stream: TcpStream, id: u64, shared: Shared) -> SessionEnd {
     end
 }
 
-async fn read_loop(
-    mut rd: FramedRead<OwnedReadHalf, OfpCodec>,
+async fn read_loop<S: SwitchStream>(
+    mut rd: FramedRead<ReadHalf<S>, OfpCodec>,
     prio: mpsc::Sender<Bytes>,
     tx: mpsc::Sender<Inbound>,
     idle: Duration,
@@ -244,8 +251,8 @@ async fn read_loop(
     }
 }
 
-async fn write_loop(
-    mut wr: OwnedWriteHalf,
+async fn write_loop<S: SwitchStream>(
+    mut wr: WriteHalf<S>,
     mut prio: mpsc::Receiver<Bytes>,
     mut data: mpsc::Receiver<Bytes>,
     write_timeout: Duration,
@@ -483,8 +490,16 @@ impl Session {
             match ofp::decode_message(&frame) {
                 Ok(Message::FeaturesReply(f)) => {
                     let dpid = Dpid(f.datapath_id);
-                    self.dpid = Some(dpid);
                     tracing::Span::current().record("dpid", tracing::field::display(dpid));
+                    self.shared.fleet.update(self.id, |s| s.dpid = Some(dpid));
+                    if let Some(allow) = &cfg.allow_dpids {
+                        if !allow.contains(&dpid) {
+                            return Err(SessionEnd::Refused(format!(
+                                "datapath id {dpid} is not on the allowlist (allow_dpids)"
+                            )));
+                        }
+                    }
+                    self.dpid = Some(dpid);
                     info!(n_tables = f.n_tables, "switch connected (OpenFlow 1.3)");
                     self.shared.fleet.update(self.id, |s| {
                         s.dpid = Some(dpid);

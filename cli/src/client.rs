@@ -126,12 +126,13 @@ impl Reply {
 pub struct Client {
     endpoint: Endpoint,
     token: Option<String>,
+    request_id: Option<String>,
     timeout: Duration,
 }
 
 impl Client {
-    pub fn new(endpoint: Endpoint, token: Option<String>, timeout: Duration) -> Client {
-        Client { endpoint, token, timeout }
+    pub fn new(endpoint: Endpoint, token: Option<String>, request_id: Option<String>, timeout: Duration) -> Client {
+        Client { endpoint, token, request_id, timeout }
     }
 
     /// Send one request; `path_and_query` starts with `/`. A JSON body is
@@ -153,6 +154,9 @@ impl Client {
         );
         if let Some(token) = &self.token {
             head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+        }
+        if let Some(id) = &self.request_id {
+            head.push_str(&format!("X-Request-Id: {id}\r\n"));
         }
         let body = body.unwrap_or_default();
         if !body.is_empty() || matches!(method, "POST" | "PUT") {

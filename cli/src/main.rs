@@ -103,6 +103,10 @@ struct Cli {
     /// Print port25d's JSON reply as it is, instead of a table
     #[arg(long, global = true)]
     json: bool,
+    /// Send this as the request's x-request-id (port25d records it in the
+    /// audit trail); by default port25d makes one
+    #[arg(long, global = true, value_name = "ID")]
+    request_id: Option<String>,
     /// Give up connecting, sending or waiting for a reply after this long
     #[arg(long, global = true, default_value_t = 30, value_name = "SECS",
           value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -189,9 +193,6 @@ struct AddArgs {
     /// Revoke automatically at this time (RFC 3339, such as 2026-12-31T23:00:00Z)
     #[arg(long, value_name = "RFC3339")]
     expires: Option<String>,
-    /// The provisioning system's own id for this exemption
-    #[arg(long, value_name = "ID")]
-    external_id: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -205,9 +206,12 @@ struct AuditArgs {
     /// Only this action (such as grant, revoke, expire, sync)
     #[arg(long)]
     action: Option<String>,
-    /// At most this many entries
+    /// At most this many entries (port25d's default is 100)
     #[arg(long, value_name = "N")]
     limit: Option<u64>,
+    /// Only entries older than this sequence number (the next page)
+    #[arg(long, value_name = "SEQ")]
+    before: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -264,7 +268,13 @@ fn run(cli: &Cli) -> Result<(), Failure> {
     }
     let endpoint = Endpoint::parse(&cli.url)?;
     let token = cli.token.clone().filter(|t| !t.is_empty());
-    let api = Api { client: Client::new(endpoint, token, Duration::from_secs(cli.timeout)), json: cli.json };
+    // Both go into a header line: a newline would smuggle in another header.
+    for (what, v) in [("--token", &token), ("--request-id", &cli.request_id)] {
+        if v.as_ref().is_some_and(|v| v.chars().any(char::is_control)) {
+            return Err(Failure::usage(format!("{what} must not contain control characters")));
+        }
+    }
+    let api = Api { client: Client::new(endpoint, token, cli.request_id.clone(), Duration::from_secs(cli.timeout)), json: cli.json };
     match &cli.command {
         Command::Exemptions(ExemptionsCommand::Add(args)) => {
             let body = grant_body(args);
@@ -303,15 +313,20 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                 ("since", a.since.clone()),
                 ("action", a.action.clone()),
                 ("limit", a.limit.map(|n| n.to_string())),
+                ("before", a.before.map(|n| n.to_string())),
             ]);
             let v = api.call("GET", &format!("/v1/audit{q}"), None)?;
-            api.print(&v, |v| render::audit(audit_entries(v)))
+            api.print(&v, render::audit)?;
+            if let (false, Some(seq)) = (cli.json, v["next_before"].as_u64()) {
+                eprintln!("(more entries: add --before {seq})");
+            }
+            Ok(())
         }
         Command::Sync { file, dry_run } => {
             let body = sync_body(file)?;
             let path = if *dry_run { "/v1/exemptions?dry_run=true" } else { "/v1/exemptions" };
             let v = api.call("PUT", path, Some(&body))?;
-            api.print(&v, |v| render::sync(v, *dry_run))
+            api.print(&v, render::sync)
         }
         Command::Token(_) => unreachable!("handled above, without a server"),
     }
@@ -385,7 +400,9 @@ fn describe_error(reply: &Reply) -> String {
 }
 
 /// The `POST /v1/exemptions` body: only the fields given, so that an older
-/// port25d without expiry or external ids still takes a plain grant.
+/// port25d without expiry still takes a plain grant. There is no
+/// `external_id` here: port25d takes external ids only from a sync, where
+/// they are what matches an item to its record.
 fn grant_body(a: &AddArgs) -> Value {
     let mut body = Map::new();
     body.insert("subscriber".into(), a.subscriber.clone().into());
@@ -400,9 +417,6 @@ fn grant_body(a: &AddArgs) -> Value {
     }
     if let Some(at) = &a.expires {
         body.insert("expires_at".into(), at.clone().into());
-    }
-    if let Some(id) = &a.external_id {
-        body.insert("external_id".into(), id.clone().into());
     }
     Value::Object(body)
 }
@@ -425,18 +439,6 @@ fn sync_body(file: &PathBuf) -> Result<Value, Failure> {
         _ => Err(Failure::usage(format!(
             "{name}: expected {{\"exemptions\": [...]}} or a JSON array of exemptions"
         ))),
-    }
-}
-
-/// The entries of an audit reply, whatever the list is called.
-fn audit_entries(v: &Value) -> &[Value] {
-    match v {
-        Value::Array(items) => items,
-        _ => ["entries", "audit", "events", "records"]
-            .iter()
-            .map(|k| render::items(v, k))
-            .find(|l| !l.is_empty())
-            .unwrap_or_default(),
     }
 }
 

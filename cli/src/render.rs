@@ -65,11 +65,6 @@ pub fn cell(v: &Value) -> String {
     }
 }
 
-/// The first of `keys` present (and not null) in `v`.
-fn first<'a>(v: &'a Value, keys: &[&str]) -> &'a Value {
-    keys.iter().map(|k| &v[*k]).find(|x| !x.is_null()).unwrap_or(&Value::Null)
-}
-
 /// The scope of an exemption: `all` when it has no switch list.
 fn scope(v: &Value) -> String {
     match &v["switches"] {
@@ -146,13 +141,13 @@ pub fn switches(list: &[Value]) -> String {
 }
 
 /// `GET /v1/lookup`: the verdicts, the covering exemptions, and per switch
-/// whether the flows are in place.
+/// the verdict there and whether its flows are in place.
 pub fn lookup(v: &Value) -> String {
-    let verdict = if v["verdict"].is_object() { &v["verdict"] } else { v };
     let mut out = fields(&[
-        ("ip", cell(first(v, &["ip", "address"]))),
-        ("outbound", cell(&verdict["outbound"])),
-        ("inbound", cell(&verdict["inbound"])),
+        ("ip", cell(&v["ip"])),
+        ("outbound", cell(&v["outbound"])),
+        ("inbound", cell(&v["inbound"])),
+        ("policy_version", cell(&v["policy_version"])),
     ]);
     let exemptions = items(v, "exemptions");
     out.push_str("\nexemptions covering it:\n");
@@ -172,87 +167,76 @@ pub fn lookup(v: &Value) -> String {
                 vec![
                     cell(&s["dpid"]),
                     cell(&s["state"]),
-                    cell(first(s, &["flows_in_place", "in_place"])),
-                    cell(first(s, &["outbound", "verdict"])),
+                    cell(&s["outbound"]),
                     cell(&s["inbound"]),
+                    cell(&s["flows_in_place"]),
+                    cell(&s["policy_version"]),
+                    cell(&s["exempted_by"]),
                 ]
             })
             .collect();
-        out.push_str(&indent(&table(&["DPID", "STATE", "FLOWS_IN_PLACE", "OUTBOUND", "INBOUND"], &rows)));
+        let headers = ["DPID", "STATE", "OUTBOUND", "INBOUND", "FLOWS_IN_PLACE", "POLICY", "EXEMPTED_BY"];
+        out.push_str(&indent(&table(&headers, &rows)));
     }
     out
 }
 
-/// `GET /v1/audit`: one line per change, oldest first as the server sends it.
-pub fn audit(list: &[Value]) -> String {
-    let rows: Vec<Vec<String>> = list
+/// `GET /v1/audit`: one line per change, newest first as the server sends
+/// it.
+pub fn audit(v: &Value) -> String {
+    let rows: Vec<Vec<String>> = items(v, "entries")
         .iter()
         .map(|a| {
-            let record = if a["after"].is_null() { &a["before"] } else { &a["after"] };
             vec![
-                cell(first(a, &["at", "time", "timestamp"])),
+                cell(&a["seq"]),
+                cell(&a["at"]),
                 cell(&a["action"]),
-                cell(first(a, &["exemption_id", "id"]).or_else_in(&record["id"])),
-                cell(first(a, &["subscriber"]).or_else_in(&record["subscriber"])),
-                cell(first(a, &["token", "token_name", "actor"])),
-                cell(first(a, &["source", "source_addr", "peer"])),
+                cell(&a["exemption_id"]),
+                cell(&a["subscriber"]),
+                cell(&a["actor"]),
+                cell(&a["source"]),
                 cell(&a["request_id"]),
             ]
         })
         .collect();
-    table(&["TIME", "ACTION", "ID", "SUBSCRIBER", "TOKEN", "SOURCE", "REQUEST_ID"], &rows)
+    table(&["SEQ", "TIME", "ACTION", "ID", "SUBSCRIBER", "ACTOR", "SOURCE", "REQUEST_ID"], &rows)
 }
 
-trait OrElseIn {
-    fn or_else_in<'a>(&'a self, other: &'a Value) -> &'a Value;
-}
-
-impl OrElseIn for Value {
-    fn or_else_in<'a>(&'a self, other: &'a Value) -> &'a Value {
-        if self.is_null() {
-            other
-        } else {
-            self
-        }
-    }
-}
-
-/// `PUT /v1/exemptions` reply: counts, then what is (or would be) created
-/// and deleted. Kept records are only counted: a sync of thousands of
-/// unchanged records should not print thousands of lines.
-pub fn sync(v: &Value, dry_run: bool) -> String {
-    let (create, delete, keep) = (items(v, "create"), items(v, "delete"), items(v, "keep"));
-    let count = |key: &str, list: &[Value]| match &v[key] {
-        Value::Number(n) => n.to_string(),
-        _ => list.len().to_string(),
+/// `PUT /v1/exemptions` reply: counts and the policy version, then what is
+/// (or would be) created, updated and deleted. Kept records are only
+/// counted: a sync of thousands of unchanged records should not print
+/// thousands of lines.
+pub fn sync(v: &Value) -> String {
+    let counts = &v["counts"];
+    let mut out = if v["dry_run"] == true {
+        "dry run, nothing changed:".to_owned()
+    } else {
+        format!("applied as policy version {}:", cell(&v["policy_version"]))
     };
-    let mut out = format!(
-        "{}: create {}, delete {}, keep {}\n",
-        if dry_run { "dry run, nothing changed" } else { "applied" },
-        count("created", create),
-        count("deleted", delete),
-        count("kept", keep),
-    );
-    if let Some(version) = v["policy_version"].as_u64() {
-        out.push_str(&format!("policy_version: {version}\n"));
+    for key in ["create", "update", "delete", "keep"] {
+        let n = counts[key].as_u64().unwrap_or(items(v, key).len() as u64);
+        out.push_str(&format!(" {key} {n}"));
+        out.push(if key == "keep" { '\n' } else { ',' });
     }
-    if !create.is_empty() || !delete.is_empty() {
-        let rows: Vec<Vec<String>> = create
-            .iter()
-            .map(|e| ("create", e))
-            .chain(delete.iter().map(|e| ("delete", e)))
-            .map(|(change, e)| {
-                vec![
-                    change.to_owned(),
-                    cell(&e["id"]),
-                    cell(&e["subscriber"]),
-                    scope(e),
-                    expires(e),
-                    cell(&e["external_id"]),
-                    cell(&e["note"]),
-                ]
-            })
-            .collect();
+    let changes = items(v, "create")
+        .iter()
+        .map(|e| ("create", e))
+        .chain(items(v, "update").iter().map(|u| ("update", &u["after"])))
+        .chain(items(v, "delete").iter().map(|e| ("delete", e)));
+    let rows: Vec<Vec<String>> = changes
+        .map(|(change, e)| {
+            vec![
+                change.to_owned(),
+                cell(&e["id"]),
+                cell(&e["subscriber"]),
+                scope(e),
+                expires(e),
+                cell(&e["external_id"]),
+                cell(&e["note"]),
+            ]
+        })
+        .collect();
+    if !rows.is_empty() {
         out.push('\n');
         out.push_str(&table(&["CHANGE", "ID", "SUBSCRIBER", "SWITCHES", "EXPIRES", "EXTERNAL_ID", "NOTE"], &rows));
     }

@@ -84,6 +84,19 @@ fn forbidden_exits_3_and_the_flag_beats_the_environment() {
 }
 
 #[test]
+fn request_id_is_sent_and_newlines_in_headers_are_refused() {
+    let (addr, server) = canned(Some("HTTP/1.1 200 OK\r\ncontent-length: 15\r\n\r\n{\"switches\":[]}"));
+    let url = format!("http://{addr}");
+    ctl_at(&url, &["--request-id", "crm-42", "switches"]).expect_code(0);
+    let request = server.join().unwrap();
+    assert!(request.contains("\r\nX-Request-Id: crm-42\r\n"), "{request}");
+    // Would reach a (closed) server only if the check were missing: exit 5.
+    let closed = format!("http://{}", closed_port());
+    ctl_at(&closed, &["--token", "a\r\nX-Evil: 1", "switches"]).expect_code(1);
+    ctl_at(&closed, &["--request-id", "a\nb", "switches"]).expect_code(1);
+}
+
+#[test]
 fn usage_errors_exit_1_without_contacting_a_server() {
     // Every one of these would exit 5 if it tried the (closed) URL.
     let url = format!("http://{}", closed_port());
@@ -108,5 +121,5 @@ fn help_documents_the_exit_codes() {
         assert!(r.stdout.contains(line), "--help lacks {line:?}:\n{}", r.stdout);
     }
     let r = ctl_at("http://127.0.0.1:1", &["exemptions", "add", "--help"]).expect_code(0);
-    assert!(r.stdout.contains("--ttl <SECS>") && r.stdout.contains("--external-id <ID>"), "{}", r.stdout);
+    assert!(r.stdout.contains("--ttl <SECS>") && r.stdout.contains("--expires <RFC3339>"), "{}", r.stdout);
 }

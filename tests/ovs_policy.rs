@@ -268,7 +268,7 @@ fn an_openflow10_only_switch_is_refused_and_shown_as_refused() {
 
 #[test]
 fn a_large_table_is_read_back_across_many_multipart_replies() {
-    use port25_rules::{ExemptionStore, NewExemption, Prefix, Scope, SledStore};
+    use port25_rules::{AuditContext, ExemptionStore, NewExemption, Prefix, SledStore};
     let dir = tempfile::tempdir().unwrap();
     {
         // 3,000 exemptions (6,007 flows): the read-back is several hundred
@@ -278,7 +278,7 @@ fn a_large_table_is_read_back_across_many_multipart_replies() {
             let addr = std::net::Ipv4Addr::from(0xc633_6400u32 + i); // 198.51.100.0 + i
             let p = Prefix::host(addr.into());
             store
-                .insert(NewExemption { subscriber: p, note: None, scope: Scope::All }, time::OffsetDateTime::now_utc())
+                .insert(NewExemption::new(p), &AuditContext::port25d(), time::OffsetDateTime::now_utc())
                 .unwrap();
         }
     }

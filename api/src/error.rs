@@ -1,7 +1,7 @@
 //! [`ApiError`]: every failure the API can answer with, and the one place
 //! where it becomes a status code and a JSON body.
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use port25_rules::{ExemptionId, StoreError};
@@ -24,9 +24,21 @@ pub enum ApiError {
     /// The body is not declared as JSON (`415`).
     #[error("{0}")]
     UnsupportedMediaType(String),
-    /// The body is larger than [`crate::MAX_BODY_BYTES`] (`413`).
-    #[error("request body is larger than {} bytes", crate::MAX_BODY_BYTES)]
+    /// The body is larger than the route accepts (`413`):
+    /// [`crate::MAX_BODY_BYTES`], or [`crate::SYNC_MAX_BODY_BYTES`] for a sync.
+    #[error(
+        "request body is too large: at most {} bytes ({} for PUT /v1/exemptions)",
+        crate::MAX_BODY_BYTES,
+        crate::SYNC_MAX_BODY_BYTES
+    )]
     PayloadTooLarge,
+    /// No bearer token, or one that is not configured (`401`, with
+    /// `WWW-Authenticate: Bearer`).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A valid token whose role does not allow this request (`403`).
+    #[error("{0}")]
+    Forbidden(String),
     /// No such exemption or route (`404`).
     #[error("{0}")]
     NotFound(String),
@@ -58,6 +70,8 @@ impl ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
@@ -70,6 +84,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {
             StoreError::Conflict { existing, .. } => ApiError::Conflict { message: e.to_string(), existing },
+            StoreError::NotFound(_) => ApiError::NotFound(e.to_string()),
             // Io, Corrupt and IdsExhausted are all ours to fix, not the client's.
             other => ApiError::Internal(other.to_string()),
         }
@@ -106,6 +121,10 @@ impl IntoResponse for ApiError {
             }
             _ => ErrorBody { error: &text, field: None, existing_id: None },
         };
-        (status, Json(body)).into_response()
+        let mut res = (status, Json(body)).into_response();
+        if matches!(self, ApiError::Unauthorized(_)) {
+            res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"port25d\""));
+        }
+        res
     }
 }

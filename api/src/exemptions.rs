@@ -1,22 +1,22 @@
-//! `/v1/exemptions`: grant, list, show and revoke.
+//! `/v1/exemptions`: grant, list, show and revoke, and the validation of
+//! one exemption's fields shared with the sync.
 //!
-//! Writes follow one rule: persist, then publish, under one lock. A grant
-//! is acknowledged only after the store has made it durable and the new
-//! policy snapshot is published; a rejected request touches neither.
-
-use std::sync::Arc;
+//! Writes go through [`crate::Writer`]: a grant is acknowledged only after
+//! the store has made it (and its audit entry) durable and the new policy
+//! snapshot is published; a rejected request touches neither.
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::Json;
-use port25_rules::{Dpid, Exemption, ExemptionId, ExemptionStore, NewExemption, Prefix, Scope, Snapshot, StoreError};
+use port25_rules::{Dpid, Exemption, ExemptionId, NewExemption, Prefix, Scope};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use time::OffsetDateTime;
-use tokio::sync::watch;
+use time::format_description::well_known::Rfc3339;
+use time::{Duration, OffsetDateTime, UtcOffset};
 use tracing::info;
 
+use crate::auth::Who;
 use crate::error::ApiError;
 use crate::extract::{field_of, kind, ApiJson};
 use crate::AppState;
@@ -25,9 +25,9 @@ use crate::AppState;
 pub(crate) const MAX_NOTE_CHARS: usize = 1024;
 
 /// The body of `POST /v1/exemptions` as received. Fields are raw JSON
-/// values so that [`GrantBody::validate`] can name the field in every
-/// error, type errors included (serde's own type errors do not say which
-/// field they are about). `null` is the same as absent.
+/// values so that [`Item::validate`] can name the field in every error,
+/// type errors included (serde's own type errors do not say which field
+/// they are about). `null` is the same as absent.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct GrantBody {
@@ -37,64 +37,171 @@ pub(crate) struct GrantBody {
     note: Option<Value>,
     #[serde(default)]
     switches: Option<Value>,
+    #[serde(default)]
+    expires_at: Option<Value>,
+    #[serde(default)]
+    ttl_seconds: Option<Value>,
 }
 
-impl GrantBody {
-    /// Check every field and build the domain request.
+impl From<GrantBody> for Item {
+    fn from(b: GrantBody) -> Item {
+        Item {
+            subscriber: b.subscriber,
+            note: b.note,
+            switches: b.switches,
+            expires_at: b.expires_at,
+            ttl_seconds: b.ttl_seconds,
+            external_id: None,
+        }
+    }
+}
+
+/// The fields of one exemption as received, by `POST` (no `external_id`)
+/// or as an item of a sync.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Item {
+    #[serde(default)]
+    subscriber: Option<Value>,
+    #[serde(default)]
+    note: Option<Value>,
+    #[serde(default)]
+    switches: Option<Value>,
+    #[serde(default)]
+    expires_at: Option<Value>,
+    #[serde(default)]
+    ttl_seconds: Option<Value>,
+    #[serde(default)]
+    external_id: Option<Value>,
+}
+
+/// Longest TTL accepted: ten years of 365.25 days.
+pub(crate) const MAX_TTL_SECONDS: u64 = 315_576_000;
+
+/// Longest external id accepted, in characters.
+pub(crate) const MAX_EXTERNAL_ID_CHARS: usize = 128;
+
+impl Item {
+    /// Check every field and build the domain request. Error fields are
+    /// named `{prefix}{field}` (`prefix` is empty for a POST body, and
+    /// `exemptions[3].` for a sync item).
     ///
     /// # Errors
     /// A `400` naming the first offending field.
-    pub(crate) fn validate(self) -> Result<NewExemption, ApiError> {
+    pub(crate) fn validate(self, prefix: &str, now: OffsetDateTime) -> Result<NewExemption, ApiError> {
+        let f = |name: &str| format!("{prefix}{name}");
         let subscriber = match self.subscriber {
             None => {
                 return Err(ApiError::field(
-                    "subscriber",
+                    f("subscriber"),
                     "subscriber is required: the address or prefix to exempt, such as 203.0.113.7/32",
                 ))
             }
-            Some(Value::String(s)) => s.parse::<Prefix>().map_err(|e| ApiError::field("subscriber", e.to_string()))?,
+            Some(Value::String(s)) => {
+                s.parse::<Prefix>().map_err(|e| ApiError::field(f("subscriber"), e.to_string()))?
+            }
             Some(other) => {
                 return Err(ApiError::field(
-                    "subscriber",
+                    f("subscriber"),
                     format!("subscriber must be a string such as \"203.0.113.7/32\", not {}", kind(&other)),
                 ))
             }
         };
         let note = match self.note {
             None => None,
-            Some(Value::String(s)) => Some(check_note(s)?),
-            Some(other) => return Err(ApiError::field("note", format!("note must be a string, not {}", kind(&other)))),
+            Some(Value::String(s)) => Some(check_note(s).map_err(|m| ApiError::field(f("note"), m))?),
+            Some(other) => {
+                return Err(ApiError::field(f("note"), format!("note must be a string, not {}", kind(&other))))
+            }
         };
         let switches = match self.switches {
             None => None,
-            Some(Value::Array(items)) => Some(parse_switches(items)?),
+            Some(Value::Array(items)) => Some(parse_switches(items, prefix)?),
             Some(other) => {
                 return Err(ApiError::field(
-                    "switches",
+                    f("switches"),
                     format!("switches must be a list of datapath ids, not {}", kind(&other)),
                 ))
             }
         };
-        Ok(NewExemption { subscriber, note, scope: Scope::from_list(switches) })
+        let expires_at = match (self.expires_at, self.ttl_seconds) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::field(f("ttl_seconds"), "give expires_at or ttl_seconds, not both"))
+            }
+            (Some(at), None) => Some(parse_expires_at(at, now).map_err(|m| ApiError::field(f("expires_at"), m))?),
+            (None, Some(ttl)) => Some(parse_ttl(ttl, now).map_err(|m| ApiError::field(f("ttl_seconds"), m))?),
+            (None, None) => None,
+        };
+        let external_id = match self.external_id {
+            None => None,
+            Some(Value::String(s)) => Some(check_external_id(s).map_err(|m| ApiError::field(f("external_id"), m))?),
+            Some(other) => {
+                return Err(ApiError::field(
+                    f("external_id"),
+                    format!("external_id must be a string, not {}", kind(&other)),
+                ))
+            }
+        };
+        Ok(NewExemption { subscriber, note, scope: Scope::from_list(switches), expires_at, external_id })
     }
 }
 
-fn check_note(note: String) -> Result<String, ApiError> {
+fn parse_expires_at(v: Value, now: OffsetDateTime) -> Result<OffsetDateTime, String> {
+    let Value::String(s) = v else {
+        return Err(format!("expires_at must be an RFC 3339 time such as \"2027-01-31T00:00:00Z\", not {}", kind(&v)));
+    };
+    let at = OffsetDateTime::parse(&s, &Rfc3339)
+        .map_err(|e| format!("'{s}' is not an RFC 3339 time such as 2027-01-31T00:00:00Z: {e}"))?
+        .to_offset(UtcOffset::UTC);
+    if at <= now {
+        return Err(format!("expires_at {s} is not in the future"));
+    }
+    if at > now + Duration::seconds(MAX_TTL_SECONDS as i64) {
+        return Err(format!("expires_at {s} is more than ten years away"));
+    }
+    Ok(at)
+}
+
+fn parse_ttl(v: Value, now: OffsetDateTime) -> Result<OffsetDateTime, String> {
+    let range = format!("ttl_seconds must be a whole number of seconds from 1 to {MAX_TTL_SECONDS} (ten years)");
+    let Value::Number(n) = &v else {
+        return Err(format!("{range}, not {}", kind(&v)));
+    };
+    match n.as_u64() {
+        Some(secs @ 1..=MAX_TTL_SECONDS) => Ok(now + Duration::seconds(secs as i64)),
+        _ => Err(format!("{range}, not {n}")),
+    }
+}
+
+fn check_external_id(id: String) -> Result<String, String> {
+    if id.is_empty() {
+        return Err("external_id is empty: omit it, or give the provisioning system's key".into());
+    }
+    if id.chars().count() > MAX_EXTERNAL_ID_CHARS {
+        return Err(format!("external_id is longer than {MAX_EXTERNAL_ID_CHARS} characters"));
+    }
+    if id.chars().any(char::is_control) {
+        return Err("external_id must not contain control characters".into());
+    }
+    Ok(id)
+}
+
+fn check_note(note: String) -> Result<String, String> {
     if note.chars().count() > MAX_NOTE_CHARS {
-        return Err(ApiError::field("note", format!("note is longer than {MAX_NOTE_CHARS} characters")));
+        return Err(format!("note is longer than {MAX_NOTE_CHARS} characters"));
     }
     // Notes end up in logs and operator tooling; control characters
     // (newlines included) could forge log lines or garble terminals.
     if note.chars().any(char::is_control) {
-        return Err(ApiError::field("note", "note must not contain control characters (including newlines and tabs)"));
+        return Err("note must not contain control characters (including newlines and tabs)".into());
     }
     Ok(note)
 }
 
-fn parse_switches(items: Vec<Value>) -> Result<Vec<Dpid>, ApiError> {
+fn parse_switches(items: Vec<Value>, prefix: &str) -> Result<Vec<Dpid>, ApiError> {
     if items.is_empty() {
         return Err(ApiError::field(
-            "switches",
+            format!("{prefix}switches"),
             "switches is empty: omit switches to apply to every switch, or list at least one datapath id",
         ));
     }
@@ -102,7 +209,7 @@ fn parse_switches(items: Vec<Value>) -> Result<Vec<Dpid>, ApiError> {
         .into_iter()
         .enumerate()
         .map(|(i, item)| {
-            let field = format!("switches[{i}]");
+            let field = format!("{prefix}switches[{i}]");
             match item {
                 Value::String(s) => s.parse::<Dpid>().map_err(|e| ApiError::field(field, e.to_string())),
                 other => Err(ApiError::field(
@@ -117,15 +224,11 @@ fn parse_switches(items: Vec<Value>) -> Result<Vec<Dpid>, ApiError> {
 /// `POST /v1/exemptions`: `201` with the stored record and its `Location`.
 pub(crate) async fn create(
     State(state): State<AppState>,
+    Who(who): Who,
     ApiJson(body): ApiJson<GrantBody>,
 ) -> Result<(StatusCode, HeaderMap, Json<Exemption>), ApiError> {
-    let new = body.validate()?;
-    let record = write(&state, move |store, policy| {
-        let record = store.insert(new, OffsetDateTime::now_utc())?;
-        policy.send_modify(|s| *s = Arc::new(s.with(record.clone())));
-        Ok(record)
-    })
-    .await?;
+    let new = Item::from(body).validate("", OffsetDateTime::now_utc())?;
+    let record = state.writer.grant(new, who).await?;
     info!(id = %record.id, subscriber = %record.subscriber, "exemption granted");
     let mut headers = HeaderMap::new();
     let location = HeaderValue::from_str(&format!("/v1/exemptions/{}", record.id))
@@ -137,18 +240,11 @@ pub(crate) async fn create(
 /// `DELETE /v1/exemptions/{id}`: `204`, or `404` if there is no such id.
 pub(crate) async fn revoke(
     State(state): State<AppState>,
+    Who(who): Who,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
     let id = parse_id(id)?;
-    let removed = write(&state, move |store, policy| {
-        let removed = store.remove(id)?;
-        if removed.is_some() {
-            policy.send_modify(|s| *s = Arc::new(s.without(id)));
-        }
-        Ok(removed)
-    })
-    .await?;
-    match removed {
+    match state.writer.revoke(id, who).await? {
         Some(rec) => {
             info!(id = %rec.id, subscriber = %rec.subscriber, "exemption revoked");
             Ok(StatusCode::NO_CONTENT)
@@ -163,7 +259,7 @@ pub(crate) async fn show(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Exemption>, ApiError> {
     let id = parse_id(id)?;
-    read(&state, move |store| store.get(id)).await?.map(Json).ok_or_else(|| not_found(id))
+    state.writer.read(move |store| store.get(id)).await?.map(Json).ok_or_else(|| not_found(id))
 }
 
 /// Query of `GET /v1/exemptions`.
@@ -189,20 +285,11 @@ pub(crate) async fn list(
     State(state): State<AppState>,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<ExemptionList>, ApiError> {
-    let Query(query) = query.map_err(|r| {
-        let text = r.body_text();
-        match field_of(&text) {
-            Some(field) => ApiError::field(field, text),
-            None => ApiError::bad_request(text),
-        }
-    })?;
-    let filter = match query.subscriber {
-        None => None,
-        Some(s) => Some(s.parse::<Prefix>().map_err(|e| ApiError::field("subscriber", e.to_string()))?),
-    };
-    let mut exemptions = read(&state, |store| store.list()).await?;
+    let Query(query) = query.map_err(query_error)?;
+    let filter = query.subscriber.as_deref().map(parse_subscriber_filter).transpose()?;
+    let mut exemptions = state.writer.read(|store| store.list()).await?;
     if let Some(q) = filter {
-        exemptions.retain(|e| e.subscriber.len() <= q.len() && e.subscriber.contains(q.addr()));
+        exemptions.retain(|e| e.subscriber.covers(&q));
     }
     Ok(Json(ExemptionList { exemptions }))
 }
@@ -225,38 +312,16 @@ fn not_found(id: ExemptionId) -> ApiError {
     ApiError::NotFound(format!("no exemption with id {id}"))
 }
 
-/// Run a store write and its publication under the write lock, on the
-/// blocking pool (the store fsyncs).
-///
-/// The lock guard and the whole persist-then-publish step move into the
-/// blocking task. If the client goes away, axum drops this future, but the
-/// task still runs to the end: a record is never stored without also being
-/// published, and the lock is held until both happened.
-async fn write<R: Send + 'static>(
-    state: &AppState,
-    op: impl FnOnce(&dyn ExemptionStore, &watch::Sender<Arc<Snapshot>>) -> Result<R, StoreError> + Send + 'static,
-) -> Result<R, ApiError> {
-    let guard = Arc::clone(&state.write).lock_owned().await;
-    let store = Arc::clone(&state.store);
-    let policy = Arc::clone(&state.policy);
-    tokio::task::spawn_blocking(move || {
-        let _guard = guard;
-        op(store.as_ref(), &policy)
-    })
-    .await
-    .map_err(|e| ApiError::Internal(format!("store task failed: {e}")))?
-    .map_err(ApiError::from)
+/// A query string rejection as a `400`, naming the field when serde did.
+pub(crate) fn query_error(r: QueryRejection) -> ApiError {
+    let text = r.body_text();
+    match field_of(&text) {
+        Some(field) => ApiError::field(field, text),
+        None => ApiError::bad_request(text),
+    }
 }
 
-/// Run a store read on the blocking pool. Reads take no lock: they see the
-/// store, which is never behind the published policy.
-async fn read<R: Send + 'static>(
-    state: &AppState,
-    op: impl FnOnce(&dyn ExemptionStore) -> Result<R, StoreError> + Send + 'static,
-) -> Result<R, ApiError> {
-    let store = Arc::clone(&state.store);
-    tokio::task::spawn_blocking(move || op(store.as_ref()))
-        .await
-        .map_err(|e| ApiError::Internal(format!("store task failed: {e}")))?
-        .map_err(ApiError::from)
+/// The `subscriber` filter of the list and the audit trail.
+pub(crate) fn parse_subscriber_filter(s: &str) -> Result<Prefix, ApiError> {
+    s.parse::<Prefix>().map_err(|e| ApiError::field("subscriber", e.to_string()))
 }

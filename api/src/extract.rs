@@ -39,7 +39,7 @@ where
                 ApiError::bad_request(format!("cannot read request body: {}", rejection.body_text()))
             }
         })?;
-        parse(&bytes).map(ApiJson)
+        parse_object(&bytes).map(ApiJson)
     }
 }
 
@@ -65,7 +65,7 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
 /// [`Value`] only to say what it is, or why it is not JSON). Objects are
 /// parsed straight into `T`, which keeps serde's duplicate-field check: a
 /// `Value` round trip would silently keep the last of two `subscriber`s.
-fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let starts_object = bytes.iter().find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r')) == Some(&b'{');
     if !starts_object {
         let value: Value = serde_json::from_slice(bytes).map_err(not_json)?;

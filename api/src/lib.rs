@@ -8,25 +8,42 @@
 //!   response. Every error body is `{"error": "...", "field": "..."}`.
 //! - `extract`: [`ApiJson`], the JSON body extractor whose rejections use
 //!   the same error body as everything else.
-//! - `exemptions`: the `/v1/exemptions` handlers, raw-body validation and
-//!   the write path (persist, then publish).
+//! - [`auth`]: bearer tokens (constant-time, by SHA-256 digest), request
+//!   ids, and the audit context (`Who`) of a request.
+//! - [`Writer`] (`writer`): the one write path: plan from the snapshot,
+//!   persist with audit entries, publish, under one lock.
+//! - `exemptions`: the `/v1/exemptions` handlers and the validation of one
+//!   exemption's fields.
+//! - `sync`: `PUT /v1/exemptions`, a provisioning system's full list.
+//! - `audit`: `GET /v1/audit`.
+//! - `lookup`: `GET /v1/lookup`, the verdict for one address per switch.
+//! - [`expiry`]: the task that revokes exemptions when they expire.
 //! - `switches`: `/v1/switches` and `/healthz`, read-only views.
 //!
 //! # Status codes
 //! Every kind of bad input (malformed JSON, unknown field, wrong type,
 //! invalid prefix, bad dpid, ...) is `400 Bad Request`; one status for bad
 //! input keeps clients simple, and the body's `field` says what to fix.
-//! Other client errors: `404` unknown id or route, `405` wrong method,
-//! `409` the same exemption exists (`existing_id` in the body), `413` body
-//! over [`MAX_BODY_BYTES`], `415` body not declared as JSON. A `5xx` is only
+//! Other client errors: `401` no or an unknown bearer token (with
+//! `WWW-Authenticate: Bearer`), `403` a read token on a write route, `404`
+//! unknown id or route, `405` wrong method, `409` the same exemption exists
+//! (`existing_id` in the body), `413` body over [`MAX_BODY_BYTES`] (or
+//! [`SYNC_MAX_BODY_BYTES`] for a sync), `415` body not declared as JSON.
+//! Every response carries an `x-request-id` header. A `5xx` is only
 //! ever a server-side failure; its body is generic and the cause is logged.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+mod audit;
+pub mod auth;
 pub mod error;
 mod exemptions;
+pub mod expiry;
 mod extract;
+mod lookup;
 mod switches;
+mod sync;
+mod writer;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -34,57 +51,84 @@ use std::time::Instant;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, put};
 use axum::Router;
 use port25_controller::Fleet;
 use port25_rules::{ExemptionStore, Snapshot};
-use tokio::sync::{watch, Mutex};
-use tracing::{info, info_span, Instrument};
+use tokio::sync::watch;
+use tracing::{field, info, info_span, Instrument};
 
+pub use auth::{ApiToken, Role, Tokens};
 pub use error::ApiError;
 pub use extract::ApiJson;
+pub use writer::Writer;
 
 /// Largest request body accepted; bigger ones get `413`. An exemption is a
 /// few hundred bytes, so this leaves room for long switch lists only.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// Largest body of a sync (`PUT /v1/exemptions`): the full list of a
+/// provisioning system, some tens of thousands of records.
+pub const SYNC_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
 /// What every handler shares. Cheap to clone (all handles).
 #[derive(Clone)]
 pub struct AppState {
-    /// Where exemptions are persisted; the source of truth.
+    /// Where exemptions are persisted; the source of truth. Read through
+    /// it freely; write only through `writer`.
     pub store: Arc<dyn ExemptionStore>,
     /// The published policy. Switch sessions hold receivers and converge to
     /// whatever is sent here; the API never talks to sessions directly.
     pub policy: Arc<watch::Sender<Arc<Snapshot>>>,
     /// Read-only view of the switch sessions.
     pub fleet: Fleet,
-    /// Serialises writes so that publish order equals store order: without
-    /// it, two grants could be stored as 1, 2 but published as 2, 1, and the
-    /// snapshot versions would not describe the store's history. A tokio
-    /// mutex because the guard is held across the `spawn_blocking` await;
-    /// the guard is an owned one so it can move into the blocking task.
-    write: Arc<Mutex<()>>,
+    /// The one write path (persist with audit, then publish, serialised).
+    pub writer: Writer,
+    /// API tokens; empty = authentication off.
+    tokens: Arc<Tokens>,
 }
 
 impl AppState {
-    /// Bundle the handles. `policy` should already hold a snapshot of what
-    /// `store` contains (the daemon builds it with `Snapshot::from_list`).
+    /// Bundle the handles, without authentication. `policy` should already
+    /// hold a snapshot of what `store` contains (the daemon builds it with
+    /// `Snapshot::from_list`).
     pub fn new(store: Arc<dyn ExemptionStore>, policy: Arc<watch::Sender<Arc<Snapshot>>>, fleet: Fleet) -> AppState {
-        AppState { store, policy, fleet, write: Arc::new(Mutex::new(())) }
+        let writer = Writer::new(Arc::clone(&store), Arc::clone(&policy));
+        AppState { store, policy, fleet, writer, tokens: Arc::new(Tokens::default()) }
+    }
+
+    /// Bundle the handles around an existing writer (the daemon shares it
+    /// with the expiry task).
+    pub fn with_writer(writer: Writer, store: Arc<dyn ExemptionStore>, fleet: Fleet) -> AppState {
+        let policy = writer.sender();
+        AppState { store, policy, fleet, writer, tokens: Arc::new(Tokens::default()) }
+    }
+
+    /// Require these tokens on every `/v1` route (none: authentication off).
+    pub fn with_tokens(mut self, tokens: Tokens) -> AppState {
+        self.tokens = Arc::new(tokens);
+        self
     }
 }
 
-/// Every route, the body limit, JSON `404`/`405` fallbacks and a tracing
-/// span per request.
+/// Every route, the body limits, JSON `404`/`405` fallbacks, request ids,
+/// authentication and a tracing span per request.
 pub fn app(state: AppState) -> Router {
+    // Only the sync takes big bodies: the route's own limit replaces the
+    // router-wide one for it.
+    let sync = put(sync::apply).layer(DefaultBodyLimit::max(SYNC_MAX_BODY_BYTES));
     Router::new()
-        .route("/v1/exemptions", get(exemptions::list).post(exemptions::create))
+        .route("/v1/exemptions", get(exemptions::list).post(exemptions::create).merge(sync))
         .route("/v1/exemptions/{id}", get(exemptions::show).delete(exemptions::revoke))
+        .route("/v1/audit", get(audit::list))
+        .route("/v1/lookup", get(lookup::lookup))
         .route("/v1/switches", get(switches::list))
         .route("/healthz", get(switches::health))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(state.clone(), auth::authenticate))
+        .layer(middleware::from_fn(auth::request_id))
         .layer(middleware::from_fn(trace))
         .with_state(state)
 }
@@ -97,10 +141,16 @@ async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }
 
-/// One span per request (method and path), and one line when it is
-/// answered. Handlers log their domain events inside this span.
+/// One span per request (method, path, request id, caller), and one line
+/// when it is answered. Handlers log their domain events inside this span.
 async fn trace(req: Request, next: Next) -> Response {
-    let span = info_span!("request", method = %req.method(), path = %req.uri().path());
+    let span = info_span!(
+        "request",
+        method = %req.method(),
+        path = %req.uri().path(),
+        request_id = field::Empty,
+        caller = field::Empty
+    );
     async move {
         let start = Instant::now();
         let res = next.run(req).await;

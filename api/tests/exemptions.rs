@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use axum::http::{header, StatusCode};
 use common::{harness, harness_with, post_json};
-use port25_rules::{Dpid, Exemption, ExemptionId, ExemptionStore, MemStore, NewExemption, Scope, Snapshot, StoreError};
+use port25_rules::{
+    AuditContext, AuditEntry, AuditQuery, Change, Committed, Dpid, Exemption, ExemptionId, ExemptionStore, MemStore,
+    Scope, Snapshot, StoreError,
+};
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -191,11 +194,11 @@ impl ExemptionStore for BrokenStore {
     fn get(&self, _: ExemptionId) -> Result<Option<Exemption>, StoreError> {
         Err(StoreError::Io("read /var/lib/port25/db/snap.0000: EIO".into()))
     }
-    fn insert(&self, _: NewExemption, _: OffsetDateTime) -> Result<Exemption, StoreError> {
+    fn commit(&self, _: Change, _: &AuditContext, _: OffsetDateTime) -> Result<Committed, StoreError> {
         Err(StoreError::Io("fsync /var/lib/port25/db/conf: EIO".into()))
     }
-    fn remove(&self, _: ExemptionId) -> Result<Option<Exemption>, StoreError> {
-        Err(StoreError::Io("fsync /var/lib/port25/db/conf: EIO".into()))
+    fn audit(&self, _: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+        Err(StoreError::Io("read /var/lib/port25/db/snap.0000: EIO".into()))
     }
 }
 
@@ -224,12 +227,12 @@ impl ExemptionStore for SlowStore {
     fn get(&self, id: ExemptionId) -> Result<Option<Exemption>, StoreError> {
         self.0.get(id)
     }
-    fn insert(&self, new: NewExemption, now: OffsetDateTime) -> Result<Exemption, StoreError> {
+    fn commit(&self, change: Change, ctx: &AuditContext, at: OffsetDateTime) -> Result<Committed, StoreError> {
         std::thread::sleep(Duration::from_millis(300));
-        self.0.insert(new, now)
+        self.0.commit(change, ctx, at)
     }
-    fn remove(&self, id: ExemptionId) -> Result<Option<Exemption>, StoreError> {
-        self.0.remove(id)
+    fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+        self.0.audit(q)
     }
 }
 
@@ -275,18 +278,15 @@ impl ExemptionStore for OrderCheckingStore {
     fn get(&self, id: ExemptionId) -> Result<Option<Exemption>, StoreError> {
         self.inner.get(id)
     }
-    fn insert(&self, new: NewExemption, now: OffsetDateTime) -> Result<Exemption, StoreError> {
+    fn commit(&self, change: Change, ctx: &AuditContext, at: OffsetDateTime) -> Result<Committed, StoreError> {
         self.check();
-        let r = self.inner.insert(new, now);
+        let r = self.inner.commit(change, ctx, at);
         // Widen the window between store and publish.
         std::thread::sleep(Duration::from_millis(2));
         r
     }
-    fn remove(&self, id: ExemptionId) -> Result<Option<Exemption>, StoreError> {
-        self.check();
-        let r = self.inner.remove(id);
-        std::thread::sleep(Duration::from_millis(2));
-        r
+    fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+        self.inner.audit(q)
     }
 }
 

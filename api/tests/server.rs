@@ -98,7 +98,7 @@ async fn unknown_route_is_json_404() {
 async fn wrong_method_is_json_405() {
     let h = harness();
     for (method, uri) in
-        [("PUT", "/v1/exemptions"), ("DELETE", "/v1/exemptions"), ("POST", "/v1/exemptions/1"), ("POST", "/healthz")]
+        [("PATCH", "/v1/exemptions"), ("DELETE", "/v1/exemptions"), ("POST", "/v1/exemptions/1"), ("POST", "/healthz")]
     {
         let before = h.before();
         let req = Request::builder().method(method).uri(uri).body(Body::empty()).unwrap();

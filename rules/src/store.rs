@@ -159,10 +159,7 @@ pub trait ExemptionStore: Send + Sync + 'static {
     fn insert(&self, new: NewExemption, ctx: &AuditContext, now: OffsetDateTime) -> Result<Exemption, StoreError> {
         let mut change = Change::new(AuditAction::Grant);
         change.create.push(new);
-        self.commit(change, ctx, now)?
-            .created
-            .pop()
-            .ok_or_else(|| StoreError::Io("commit created nothing".into()))
+        self.commit(change, ctx, now)?.created.pop().ok_or_else(|| StoreError::Io("commit created nothing".into()))
     }
 
     /// Remove one exemption, audited as `action`; returns what was

@@ -85,7 +85,10 @@ impl ExemptionStore for MemStore {
                 None => g.identity.remove(&key),
             };
         }
-        debug_assert!(g.records.values().all(|e| g.identity.get(&identity_key(&e.subscriber, &e.switches)) == Some(&e.id)));
+        debug_assert!(g
+            .records
+            .values()
+            .all(|e| g.identity.get(&identity_key(&e.subscriber, &e.switches)) == Some(&e.id)));
         g.audit.extend(p.audit);
         Ok(p.committed)
     }

@@ -1,0 +1,159 @@
+//! [`Writer`]: the one path by which the exemptions change. Handlers, the
+//! sync and the expiry task all go through it.
+//!
+//! Writes follow one rule: persist (with the audit entries), then publish,
+//! under one lock. So publish order equals store order, a change is
+//! acknowledged only after it is durable, and a failed write publishes
+//! nothing.
+
+use std::sync::Arc;
+
+use port25_rules::{
+    AuditAction, AuditContext, Change, Committed, Exemption, ExemptionId, ExemptionStore, NewExemption, Snapshot,
+};
+use time::OffsetDateTime;
+use tokio::sync::{watch, Mutex};
+
+use crate::error::ApiError;
+
+/// Store plus policy channel plus the write lock. Cheap to clone.
+#[derive(Clone)]
+pub struct Writer {
+    store: Arc<dyn ExemptionStore>,
+    policy: Arc<watch::Sender<Arc<Snapshot>>>,
+    /// Serialises writes so that publish order equals store order: without
+    /// it, two grants could be stored as 1, 2 but published as 2, 1, and the
+    /// snapshot versions would not describe the store's history. It also
+    /// makes the published snapshot equal to the store while it is held,
+    /// so a change can be planned from the snapshot. A tokio mutex because
+    /// the guard is held across the `spawn_blocking` await; the guard is an
+    /// owned one so it can move into the blocking task.
+    lock: Arc<Mutex<()>>,
+}
+
+impl Writer {
+    /// A writer over `store`, publishing to `policy`, which should already
+    /// hold a snapshot of what `store` contains.
+    pub fn new(store: Arc<dyn ExemptionStore>, policy: Arc<watch::Sender<Arc<Snapshot>>>) -> Writer {
+        Writer { store, policy, lock: Arc::new(Mutex::new(())) }
+    }
+
+    /// The policy channel (for building an [`crate::AppState`]).
+    pub fn sender(&self) -> Arc<watch::Sender<Arc<Snapshot>>> {
+        Arc::clone(&self.policy)
+    }
+
+    /// The published policy right now.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.policy.borrow().clone()
+    }
+
+    /// A receiver of every published policy.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>> {
+        self.policy.subscribe()
+    }
+
+    /// Plan a change from the current snapshot, commit it with its audit
+    /// entries, and publish the result as one new policy version (none if
+    /// nothing changed). Returns what was committed, what `plan` returned
+    /// besides the change, and the policy version after the change.
+    ///
+    /// `plan` runs under the write lock, when the snapshot equals the
+    /// store. Everything runs on the blocking pool (the store fsyncs) with
+    /// the lock guard moved into the task: if the client goes away, axum
+    /// drops this future, but the task still runs to the end, so a change
+    /// is never stored without also being published.
+    ///
+    /// # Errors
+    /// What `plan` or the store returns; nothing is published then.
+    pub async fn commit<R, F>(&self, ctx: AuditContext, plan: F) -> Result<(Committed, R, u64), ApiError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Snapshot, OffsetDateTime) -> Result<(Change, R), ApiError> + Send + 'static,
+    {
+        let guard = Arc::clone(&self.lock).lock_owned().await;
+        let store = Arc::clone(&self.store);
+        let policy = Arc::clone(&self.policy);
+        tokio::task::spawn_blocking(move || {
+            let _guard = guard;
+            let now = OffsetDateTime::now_utc();
+            let current = policy.borrow().clone();
+            let (change, extra) = plan(&current, now)?;
+            let committed = store.commit(change, &ctx, now)?;
+            if committed.is_empty() {
+                return Ok((committed, extra, current.version));
+            }
+            let (added, removed) = committed.for_snapshot();
+            let next = Arc::new(current.apply(added, &removed));
+            let version = next.version;
+            policy.send_replace(next);
+            Ok((committed, extra, version))
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("store task failed: {e}")))?
+    }
+
+    /// Grant one exemption (audited as "grant").
+    ///
+    /// # Errors
+    /// `409` for a duplicate; store failures.
+    pub async fn grant(&self, new: NewExemption, ctx: AuditContext) -> Result<Exemption, ApiError> {
+        let (mut done, (), _) = self
+            .commit(ctx, move |_, _| {
+                let mut change = Change::new(AuditAction::Grant);
+                change.create.push(new);
+                Ok((change, ()))
+            })
+            .await?;
+        done.created.pop().ok_or_else(|| ApiError::Internal("a grant created nothing".into()))
+    }
+
+    /// Revoke one exemption (audited as "revoke"); `None` if there was no
+    /// such id.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn revoke(&self, id: ExemptionId, ctx: AuditContext) -> Result<Option<Exemption>, ApiError> {
+        let (mut done, (), _) = self
+            .commit(ctx, move |_, _| {
+                let mut change = Change::new(AuditAction::Revoke);
+                change.remove.push(id);
+                Ok((change, ()))
+            })
+            .await?;
+        Ok(done.removed.pop())
+    }
+
+    /// Revoke every exemption whose `expires_at` has passed (audited as
+    /// "expire", by "port25d"), as one policy version. Returns what was
+    /// removed.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn expire_due(&self) -> Result<Vec<Exemption>, ApiError> {
+        let (done, (), _) = self
+            .commit(AuditContext::port25d(), |snap, now| {
+                let mut change = Change::new(AuditAction::Expire);
+                change.remove = snap.exemptions.values().filter(|e| e.is_expired(now)).map(|e| e.id).collect();
+                Ok((change, ()))
+            })
+            .await?;
+        Ok(done.removed)
+    }
+
+    /// Run a store read on the blocking pool. Reads take no lock: they see
+    /// the store, which is never behind the published policy.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub(crate) async fn read<R: Send + 'static>(
+        &self,
+        op: impl FnOnce(&dyn ExemptionStore) -> Result<R, port25_rules::StoreError> + Send + 'static,
+    ) -> Result<R, ApiError> {
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || op(store.as_ref()))
+            .await
+            .map_err(|e| ApiError::Internal(format!("store task failed: {e}")))?
+            .map_err(ApiError::from)
+    }
+}

@@ -176,7 +176,10 @@ impl Client {
             return Err(HttpError::Protocol(format!("reply is larger than {MAX_REPLY_BYTES} bytes")));
         }
         if reply.is_empty() {
-            return Err(HttpError::Protocol(format!("{} closed the connection without a reply", self.endpoint.display())));
+            return Err(HttpError::Protocol(format!(
+                "{} closed the connection without a reply",
+                self.endpoint.display()
+            )));
         }
         parse_reply(&reply)
     }

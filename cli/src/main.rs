@@ -274,7 +274,10 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             return Err(Failure::usage(format!("{what} must not contain control characters")));
         }
     }
-    let api = Api { client: Client::new(endpoint, token, cli.request_id.clone(), Duration::from_secs(cli.timeout)), json: cli.json };
+    let api = Api {
+        client: Client::new(endpoint, token, cli.request_id.clone(), Duration::from_secs(cli.timeout)),
+        json: cli.json,
+    };
     match &cli.command {
         Command::Exemptions(ExemptionsCommand::Add(args)) => {
             let body = grant_body(args);
@@ -282,7 +285,8 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             api.print(&v, render::exemption)
         }
         Command::Exemptions(ExemptionsCommand::List { subscriber }) => {
-            let v = api.call("GET", &format!("/v1/exemptions{}", query(&[("subscriber", subscriber.clone())])), None)?;
+            let v =
+                api.call("GET", &format!("/v1/exemptions{}", query(&[("subscriber", subscriber.clone())])), None)?;
             api.print(&v, |v| render::exemption_list(render::items(v, "exemptions")))
         }
         Command::Exemptions(ExemptionsCommand::Show { id }) => {
@@ -436,9 +440,7 @@ fn sync_body(file: &PathBuf) -> Result<Value, Failure> {
     match v {
         Value::Array(_) => Ok(json!({ "exemptions": v })),
         Value::Object(ref o) if o.get("exemptions").is_some_and(Value::is_array) => Ok(v),
-        _ => Err(Failure::usage(format!(
-            "{name}: expected {{\"exemptions\": [...]}} or a JSON array of exemptions"
-        ))),
+        _ => Err(Failure::usage(format!("{name}: expected {{\"exemptions\": [...]}} or a JSON array of exemptions"))),
     }
 }
 

@@ -255,11 +255,10 @@ mod tests {
 
     #[test]
     fn table_aligns_columns_and_leaves_the_last_unpadded() {
-        let t = table(&["ID", "NAME", "NOTE"], &[vec!["1".into(), "a".into(), "x".into()], vec![
-            "10".into(),
-            "longer".into(),
-            "".into(),
-        ]]);
+        let t = table(
+            &["ID", "NAME", "NOTE"],
+            &[vec!["1".into(), "a".into(), "x".into()], vec!["10".into(), "longer".into(), "".into()]],
+        );
         assert_eq!(t, "ID  NAME    NOTE\n1   a       x\n10  longer\n");
     }
 

@@ -117,7 +117,14 @@ fn usage_errors_exit_1_without_contacting_a_server() {
 #[test]
 fn help_documents_the_exit_codes() {
     let r = ctl_at("http://127.0.0.1:1", &["--help"]).expect_code(0);
-    for line in ["0  done", "2  not found (404)", "3  not allowed (401/403)", "4  conflict (409)", "5  port25d unreachable", "6  port25d failed (5xx)"] {
+    for line in [
+        "0  done",
+        "2  not found (404)",
+        "3  not allowed (401/403)",
+        "4  conflict (409)",
+        "5  port25d unreachable",
+        "6  port25d failed (5xx)",
+    ] {
         assert!(r.stdout.contains(line), "--help lacks {line:?}:\n{}", r.stdout);
     }
     let r = ctl_at("http://127.0.0.1:1", &["exemptions", "add", "--help"]).expect_code(0);

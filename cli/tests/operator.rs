@@ -103,7 +103,11 @@ fn lookup_gives_verdicts_and_covering_exemptions() {
     assert!(t.stdout.contains("outbound:       exempt\n"), "{}", t.stdout);
     assert!(t.stdout.contains("198.51.100.0/24"), "{}", t.stdout);
     let t = d.ctl(&["lookup", "2001:db8::25"]).expect_code(0);
-    assert!(t.stdout.contains("outbound:       blocked\n") && t.stdout.contains("inbound:        blocked\n"), "{}", t.stdout);
+    assert!(
+        t.stdout.contains("outbound:       blocked\n") && t.stdout.contains("inbound:        blocked\n"),
+        "{}",
+        t.stdout
+    );
     assert!(t.stdout.contains("exemptions covering it:\n  none\n"), "{}", t.stdout);
 
     let r = d.ctl(&["lookup", "198.51.100.0/24"]).expect_code(1);
@@ -113,10 +117,8 @@ fn lookup_gives_verdicts_and_covering_exemptions() {
 #[test]
 fn audit_lists_changes_newest_first_with_filters_and_paging() {
     let d = Daemon::start();
-    let a = d
-        .ctl(&["--json", "--request-id", "crm-7", "exemptions", "add", "203.0.113.7/32"])
-        .expect_code(0)
-        .json()["id"]
+    let a = d.ctl(&["--json", "--request-id", "crm-7", "exemptions", "add", "203.0.113.7/32"]).expect_code(0).json()
+        ["id"]
         .as_u64()
         .unwrap();
     add(&d, &["198.51.100.0/24"]);

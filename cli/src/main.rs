@@ -221,7 +221,8 @@ enum TokenCommand {
     /// Runs locally. The token is printed once and stored nowhere; port25d
     /// keeps only its SHA-256.
     New {
-        /// Who or what will use the token (shown in the audit trail)
+        /// Who or what will use the token, shown in logs and the audit trail
+        /// (1 to 64 of A-Z a-z 0-9 - _ . @)
         name: String,
         /// read: GET routes only; write: also grant, revoke and sync
         #[arg(long, value_enum)]

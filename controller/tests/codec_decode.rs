@@ -2,7 +2,7 @@
 //! stats reply captured from Open vSwitch 3.1.
 
 use bytes::{Bytes, BytesMut};
-use port25_controller::ofp::{decode_message, DecodeError, Frame, Message, MultipartBody, OfpCodec};
+use port25_controller::ofp::{decode_message, DecodeError, Features, Frame, Message, MultipartBody, OfpCodec};
 use port25_rules::{Family, FlowAction, FragMatch, Match};
 use tokio_util::codec::Decoder;
 
@@ -124,10 +124,15 @@ fn barrier_reply_and_unknown_types() {
 }
 
 #[test]
-fn non_13_frames_decode_only_version_independent_types() {
-    // A 1.0 features reply is not decoded with the 1.3 layout.
+fn frames_of_other_versions_decode_with_their_own_layout_or_not_at_all() {
+    // A 1.0 features reply is decoded with the 1.0 layout (pad 3 after
+    // n_tables, no auxiliary id), not the 1.3 one.
     let body = hex("0000000000000abc 00000100 fe 00 0000 0000004f 00000000");
     let m = decode(&msg(1, 6, 0, &body)).unwrap();
+    let f = Features { datapath_id: 0xabc, n_buffers: 256, n_tables: 254, auxiliary_id: 0, capabilities: 0x4f };
+    assert_eq!(m, Message::FeaturesReply(f));
+    // OpenFlow 1.1 (wire version 2) is not decoded beyond Hello/Error/Echo.
+    let m = decode(&msg(2, 6, 0, &body)).unwrap();
     assert_eq!(m, Message::Unknown { msg_type: 6, body: Bytes::from(body) });
 }
 

@@ -24,6 +24,8 @@ const INPUTS: u64 = 1_000_000;
 thread_local! {
     /// Flow stats records decoded so far (to show the flow parser is reached).
     static FLOWS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// The same for OpenFlow 1.0 flow stats records.
+    static FLOWS10: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 struct SplitMix(u64);
@@ -129,6 +131,52 @@ fn seeds() -> Vec<Vec<u8>> {
     push(&|b| encode_barrier_request(b, 13));
     push(&|b| encode_desc_request(b, 14));
     push(&|b| encode_flow_stats_request(b, 15, 0xff, 0x2525 << 48, 0xffff << 48));
+    // OpenFlow 1.0: what a 1.0 switch sends, and what port25 sends to one.
+    push(&|b| {
+        let f = Features { datapath_id: 0x10a0, n_buffers: 256, n_tables: 254, auxiliary_id: 0, capabilities: 0xc7 };
+        v10::encode_features_reply(b, 20, &f)
+    });
+    push(&|b| v10::encode_port_status(b, 21, 0, 2, "eth2"));
+    push(&|b| v10::encode_barrier_reply(b, 22));
+    push(&|b| v10::encode_vendor(b, 23, 0x2320, &[0, 0, 0, 10, 1, 2, 3, 4]));
+    for more in [false, true] {
+        push(&|b| {
+            let flows: Vec<v10::FlowStats10> = [
+                (Match::tcp(Family::V4).with_tcp_dst(25), Some(FlowAction::Drop)),
+                (Match::tcp_to(prefix("203.0.113.0/24")), Some(FlowAction::Normal)),
+                (Match::any(), None),
+            ]
+            .into_iter()
+            .map(|(m, action)| v10::FlowStats10 {
+                table_id: 0,
+                priority: 30000,
+                cookie: 0x2525 << 48,
+                packet_count: 1,
+                byte_count: 64,
+                duration_sec: 1,
+                idle_timeout: 0,
+                hard_timeout: 0,
+                raw_match: v10::match_bytes(&m).unwrap(),
+                matcher: None,
+                action,
+            })
+            .collect();
+            v10::encode_flow_stats_reply(b, 24, more, &flows).unwrap()
+        });
+    }
+    push(&|b| v10::encode_flow_stats_request(b, 25, 0));
+    push(&|b| {
+        let m = Match::tcp_from(prefix("198.51.100.7/32"));
+        let fm = v10::FlowMod10 {
+            command: v10::FlowModCommand10::Add,
+            table_id: 0,
+            priority: 40000,
+            cookie: 1,
+            matcher: v10::MatchSpec10::Typed(&m),
+            action: FlowAction::Normal,
+        };
+        v10::encode_flow_mod(b, 26, &fm).unwrap()
+    });
     push(&|b| {
         let m = Match::tcp_from(prefix("198.51.100.0/24")).with_tcp_dst(25);
         let fm = FlowMod {
@@ -261,6 +309,20 @@ fn run(input: &[u8], cuts: &[usize]) -> (Vec<Frame>, Option<DecodeError>) {
 /// Check a decoded flow stats reply; returns how many flows it held.
 fn check_message(frame: &Frame) -> usize {
     let Ok(Message::MultipartReply(r)) = decode_message(frame) else { return 0 };
+    if let MultipartBody::Flow10(flows) = &r.body {
+        FLOWS10.with(|c| c.set(c.get() + flows.len() as u64));
+        for f in flows {
+            assert_eq!(v10::decode_match(&f.raw_match), f.matcher, "1.0 matcher vs raw_match");
+            if let Some(m) = &f.matcher {
+                assert_eq!(
+                    v10::decode_match(&v10::match_bytes(m).unwrap()).as_ref(),
+                    Some(m),
+                    "1.0 re-encoded matcher"
+                );
+            }
+        }
+        return flows.len();
+    }
     let MultipartBody::Flow(flows) = r.body else { return 0 };
     let n = flows.len();
     for f in flows {
@@ -305,6 +367,8 @@ fn a_million_inputs_never_panic_and_frame_consistently() {
     let flows = FLOWS.with(|c| c.get());
     println!("{INPUTS} inputs, {frames_seen} frames, {decoded_ok} decoded ok, {flows} flow records, in {took:?}");
     assert!(flows > INPUTS / 20, "only {flows} flow records decoded");
+    let flows10 = FLOWS10.with(|c| c.get());
+    assert!(flows10 > INPUTS / 200, "only {flows10} OpenFlow 1.0 flow records decoded");
     // Mutations must still reach the message parsers, or this test proves little.
     assert!(decoded_ok > INPUTS / 4, "only {decoded_ok} messages decoded");
 }

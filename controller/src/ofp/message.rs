@@ -20,10 +20,11 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::error::need;
-use super::{begin_message, finish_message, msg_type, v13, DecodeError, Frame, HEADER_LEN, MAX_FRAME, OFP13};
+use super::{begin_message, finish_message, msg_type, v10, v13, DecodeError, Frame, HEADER_LEN, MAX_FRAME, OFP10, OFP13};
 
-/// A decoded message. OpenFlow 1.3 types beyond the version-independent
-/// Hello/Error/Echo are only decoded from 1.3 frames; everything else is
+/// A decoded message. Types beyond the version-independent Hello/Error/Echo
+/// are decoded from 1.3 and 1.0 frames (1.0 messages with a 1.3
+/// counterpart share its variant, see [`v10`]); everything else is
 /// [`Message::Unknown`], which is a value, not an error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
@@ -87,6 +88,7 @@ pub fn decode_message(frame: &Frame) -> Result<Message, DecodeError> {
         msg_type::ECHO_REQUEST => Ok(Message::EchoRequest(body)),
         msg_type::ECHO_REPLY => Ok(Message::EchoReply(body)),
         ty if frame.version == OFP13 => v13::decode(ty, body),
+        ty if frame.version == OFP10 => v10::decode(ty, body),
         ty => Ok(Message::Unknown { msg_type: ty, body }),
     }
 }

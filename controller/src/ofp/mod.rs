@@ -7,6 +7,9 @@
 //!   plus the version-independent messages (Hello, Error, Echo).
 //! - [`v13`]: OpenFlow 1.3 messages: features, port status, multipart
 //!   (flow stats, desc), flow mods and the other requests port25 sends.
+//! - [`v10`]: OpenFlow 1.0: the total decoder for what a 1.0 switch sends,
+//!   encoders (through rust_ofp) for what port25 sends, and what 1.0 cannot
+//!   express (IPv6, fragments, cookie masks).
 //! - [`oxm`]: OXM match fields ↔ [`port25_rules::Match`].
 //! - [`instruction`]: instructions ↔ [`port25_rules::FlowAction`].
 //! - [`switch`]: encoders for the switch side of the conversation, for fake
@@ -17,8 +20,8 @@
 //! never a panic or an allocation larger than the input. Encoders append to a
 //! `BytesMut` so a batch of messages goes out in one write.
 //!
-//! A module for OpenFlow 1.0 can sit beside [`v13`]: [`decode_message`]
-//! dispatches on the header's version after the version-independent types.
+//! [`decode_message`] dispatches on the header's version (1.3 to [`v13`],
+//! 1.0 to [`v10`]) after the version-independent types.
 //!
 //! Every message starts with this header (all integers big-endian):
 //!
@@ -39,6 +42,7 @@ pub mod instruction;
 pub mod message;
 pub mod oxm;
 pub mod switch;
+pub mod v10;
 pub mod v13;
 
 pub use codec::OfpCodec;

@@ -85,6 +85,9 @@ pub struct MultipartReply {
 pub enum MultipartBody {
     Flow(Vec<FlowStats>),
     Desc(SwitchDesc),
+    /// An OpenFlow 1.0 flow stats reply (`OFPST_FLOW`): 1.0 records carry
+    /// a 40-byte `ofp_match` and an action list, not OXM and instructions.
+    Flow10(Vec<super::v10::FlowStats10>),
     /// Any type port25 does not decode.
     Other(Bytes),
 }

@@ -1,13 +1,18 @@
-//! port25d configuration: a TOML file, then flags on top.
+//! port25d configuration: a TOML file, then environment variables, then
+//! flags on top (`src/bin/port25d.rs` applies those two).
 //!
 //! Every key is optional and has the default shown in
 //! `examples/port25d.toml`. Unknown keys are refused, so a typo stops
-//! start-up instead of silently leaving a default in place.
+//! start-up instead of silently leaving a default in place. Validation
+//! names the key and the reason.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use port25_api::auth::parse_sha256_hex;
+use port25_api::{ApiToken, Role, Tokens};
 use port25_controller::session::SessionConfig;
 use port25_rules::{CookieSpace, Forward, PolicyConfig};
 use serde::Deserialize;
@@ -53,12 +58,27 @@ impl Default for OpenFlowSection {
 pub struct ApiSection {
     /// REST API address. Loopback by default: the API can open port 25.
     pub listen: SocketAddr,
+    /// `[[api.tokens]]`: bearer tokens. None: no authentication, which is
+    /// allowed only on a loopback address.
+    pub tokens: Vec<TokenEntry>,
 }
 
 impl Default for ApiSection {
     fn default() -> Self {
-        ApiSection { listen: "127.0.0.1:8080".parse().expect("literal address") }
+        ApiSection { listen: "127.0.0.1:8080".parse().expect("literal address"), tokens: Vec::new() }
     }
+}
+
+/// One `[[api.tokens]]` table, as written. Every key is required.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenEntry {
+    /// Shown in logs and the audit trail: 1 to 64 of `[A-Za-z0-9-_.@]`.
+    pub name: String,
+    /// `"read"` (GET only) or `"write"` (everything).
+    pub role: String,
+    /// Hex SHA-256 of the token: `printf %s "$TOKEN" | sha256sum`.
+    pub sha256: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -122,7 +142,11 @@ pub enum ConfigError {
     #[error("config file {path} is invalid: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("config key {key}: {reason}")]
-    Invalid { key: &'static str, reason: String },
+    Invalid { key: String, reason: String },
+}
+
+fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key: key.into(), reason: reason.into() }
 }
 
 impl Config {
@@ -147,10 +171,8 @@ impl Config {
     /// A bad `forward`, `cookie_prefix`, or priorities in the wrong order.
     pub fn policy_config(&self) -> Result<PolicyConfig, ConfigError> {
         let p = &self.policy;
-        let forward =
-            parse_forward(&p.forward).map_err(|reason| ConfigError::Invalid { key: "policy.forward", reason })?;
-        let prefix = parse_cookie_prefix(&p.cookie_prefix)
-            .map_err(|reason| ConfigError::Invalid { key: "policy.cookie_prefix", reason })?;
+        let forward = parse_forward(&p.forward).map_err(|reason| invalid("policy.forward", reason))?;
+        let prefix = parse_cookie_prefix(&p.cookie_prefix).map_err(|reason| invalid("policy.cookie_prefix", reason))?;
         let cfg = PolicyConfig {
             table: p.table,
             exempt_priority: p.exempt_priority,
@@ -159,7 +181,7 @@ impl Config {
             forward,
             cookies: CookieSpace::new(prefix),
         };
-        cfg.validate().map_err(|e| ConfigError::Invalid { key: "policy", reason: e.to_string() })?;
+        cfg.validate().map_err(|e| invalid("policy", e.to_string()))?;
         Ok(cfg)
     }
 
@@ -176,20 +198,20 @@ impl Config {
             ("openflow.request_timeout_secs", o.request_timeout_secs),
         ] {
             if v == 0 || v > 3600 {
-                return Err(ConfigError::Invalid { key, reason: format!("{v} is out of range (1 to 3600 seconds)") });
+                return Err(invalid(key, format!("{v} is out of range (1 to 3600 seconds)")));
             }
         }
         if o.idle_timeout_secs <= o.echo_interval_secs {
-            return Err(ConfigError::Invalid {
-                key: "openflow.idle_timeout_secs",
-                reason: format!(
+            return Err(invalid(
+                "openflow.idle_timeout_secs",
+                format!(
                     "{} must be longer than echo_interval_secs ({}), or every quiet switch is dropped",
                     o.idle_timeout_secs, o.echo_interval_secs
                 ),
-            });
+            ));
         }
         if o.max_switches == 0 {
-            return Err(ConfigError::Invalid { key: "openflow.max_switches", reason: "must be at least 1".into() });
+            return Err(invalid("openflow.max_switches", "must be at least 1"));
         }
         Ok(SessionConfig {
             policy: self.policy_config()?,
@@ -201,6 +223,60 @@ impl Config {
             ..SessionConfig::default()
         })
     }
+}
+
+impl Config {
+    /// The API tokens, validated, after checking that the API is not
+    /// exposed without them.
+    ///
+    /// # Errors
+    /// A token entry with a bad name, role or digest, a duplicate name or
+    /// digest, or a non-loopback `api.listen` without tokens.
+    pub fn api_tokens(&self) -> Result<Tokens, ConfigError> {
+        let mut names = HashSet::new();
+        let mut digests = HashSet::new();
+        let mut tokens = Vec::new();
+        for (i, t) in self.api.tokens.iter().enumerate() {
+            let key = |k: &str| format!("api.tokens[{i}].{k}");
+            let name_ok = !t.name.is_empty()
+                && t.name.len() <= 64
+                && t.name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@'));
+            if !name_ok {
+                return Err(invalid(key("name"), format!("{:?} must be 1 to 64 of A-Z a-z 0-9 - _ . @", t.name)));
+            }
+            if !names.insert(t.name.clone()) {
+                return Err(invalid(key("name"), format!("the name {:?} is used by an earlier token", t.name)));
+            }
+            let role: Role = t.role.parse().map_err(|e: String| invalid(key("role"), e))?;
+            let sha256 = parse_sha256_hex(&t.sha256).map_err(|e| invalid(key("sha256"), e))?;
+            if !digests.insert(sha256) {
+                return Err(invalid(key("sha256"), "the same digest (the same token) is used by an earlier token"));
+            }
+            tokens.push(ApiToken { name: t.name.clone(), role, sha256 });
+        }
+        let tokens = Tokens::new(tokens);
+        check_api_exposure(self.api.listen, &tokens)?;
+        Ok(tokens)
+    }
+}
+
+/// Refuse an API reachable from other machines without tokens: whoever
+/// reaches it could switch the port-25 block off.
+///
+/// # Errors
+/// `api.listen` is not a loopback address and `tokens` is empty.
+pub fn check_api_exposure(listen: SocketAddr, tokens: &Tokens) -> Result<(), ConfigError> {
+    if tokens.is_empty() && !listen.ip().is_loopback() {
+        return Err(invalid(
+            "api.listen",
+            format!(
+                "{listen} is not a loopback address and no [[api.tokens]] are configured: anyone who can reach \
+                 the API could open port 25. Configure [[api.tokens]] (see examples/port25d.toml) or listen on \
+                 127.0.0.1"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn parse_forward(s: &str) -> Result<Forward, String> {
@@ -262,6 +338,47 @@ mod tests {
         assert!(c.policy_config().unwrap_err().to_string().contains("policy.forward"));
         let c = Config::parse("[policy]\ncookie_prefix = \"0\"\n").unwrap();
         assert!(c.policy_config().is_err());
+    }
+
+    const ABC: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+
+    fn token(name: &str, role: &str, sha256: &str) -> String {
+        format!("[[api.tokens]]\nname = \"{name}\"\nrole = \"{role}\"\nsha256 = \"{sha256}\"\n")
+    }
+
+    #[test]
+    fn tokens_are_parsed() {
+        let text = format!(
+            "[api]\nlisten = \"0.0.0.0:8080\"\n{}{}",
+            token("crm", "write", ABC),
+            token("desk", "read", &"0".repeat(64))
+        );
+        let t = Config::parse(&text).unwrap().api_tokens().unwrap();
+        assert_eq!(t.find("abc").map(|t| (t.name.as_str(), t.role)), Some(("crm", Role::Write)));
+    }
+
+    #[test]
+    fn bad_token_entries_name_the_key() {
+        let cases = [
+            (token("crm", "write", "abcd"), "api.tokens[0].sha256"),
+            (token("crm", "admin", ABC), "api.tokens[0].role"),
+            (token("", "write", ABC), "api.tokens[0].name"),
+            (token("crm", "write", ABC) + &token("crm", "read", &"0".repeat(64)), "api.tokens[1].name"),
+            (token("crm", "write", ABC) + &token("desk", "read", ABC), "api.tokens[1].sha256"),
+        ];
+        for (text, key) in cases {
+            let e = Config::parse(&text).unwrap().api_tokens().unwrap_err().to_string();
+            assert!(e.contains(key), "{key}: {e}");
+        }
+        let e = Config::parse("[[api.tokens]]\nname = \"x\"\nrole = \"read\"\n").unwrap_err();
+        assert!(e.contains("sha256"), "{e}");
+    }
+
+    #[test]
+    fn exposed_api_without_tokens_is_refused() {
+        let e = Config::parse("[api]\nlisten = \"0.0.0.0:8080\"\n").unwrap().api_tokens().unwrap_err().to_string();
+        assert!(e.contains("api.listen") && e.contains("[[api.tokens]]"), "{e}");
+        assert!(Config::parse("[api]\nlisten = \"[::1]:8080\"\n").unwrap().api_tokens().unwrap().is_empty());
     }
 
     #[test]

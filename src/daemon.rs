@@ -1,5 +1,5 @@
-//! Wiring: store → policy channel → OpenFlow listener and REST API, with
-//! one shutdown token for all of them.
+//! Wiring: store → policy channel → OpenFlow listener, REST API and the
+//! expiry task, with one shutdown token for all of them.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use port25_api::AppState;
+use port25_api::{expiry, AppState, Tokens, Writer};
 use port25_controller::server;
 use port25_controller::session::{SessionConfig, Shared};
 use port25_controller::Fleet;
@@ -36,19 +36,35 @@ pub struct Bound {
     pub api: SocketAddr,
 }
 
-/// Open the store, bind both listeners, serve until `shutdown` resolves,
-/// then stop accepting, close sessions (flows stay on the switches) and
-/// return. `on_ready` is called with the bound addresses once both
-/// listeners are up.
+/// [`run_with`] without API tokens (the API must then be on loopback).
 ///
 /// # Errors
-/// The store cannot be opened, or a listener cannot be bound; the message
-/// says which and what to change.
+/// As [`run_with`].
 pub async fn run(
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
     on_ready: impl FnOnce(Bound) + Send,
 ) -> anyhow::Result<()> {
+    run_with(settings, Tokens::default(), shutdown, on_ready).await
+}
+
+/// Open the store, apply expiries that passed while port25d was down,
+/// bind both listeners, serve until `shutdown` resolves, then stop
+/// accepting, close sessions (flows stay on the switches) and return.
+/// `on_ready` is called with the bound addresses once both listeners are
+/// up. With `tokens`, every `/v1` route needs one.
+///
+/// # Errors
+/// The store cannot be opened or the due expiries cannot be applied, a
+/// listener cannot be bound, or the API would be reachable from other
+/// machines without tokens; the message says which and what to change.
+pub async fn run_with(
+    settings: Settings,
+    tokens: Tokens,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    on_ready: impl FnOnce(Bound) + Send,
+) -> anyhow::Result<()> {
+    crate::config::check_api_exposure(settings.api_listen, &tokens)?;
     let dir = settings.data_dir.clone();
     let store = tokio::task::spawn_blocking(move || SledStore::open(&dir))
         .await
@@ -68,6 +84,19 @@ pub async fn run(
     info!(exemptions = list.len(), data_dir = %settings.data_dir.display(), "exemption store opened");
     let (policy_tx, policy_rx) = watch::channel(Arc::new(Snapshot::from_list(list)));
     let policy_tx = Arc::new(policy_tx);
+    let writer = Writer::new(store.clone(), policy_tx.clone());
+
+    // Expiries that passed while port25d was down are applied now, before
+    // the OpenFlow listener exists: no switch is ever brought in sync with
+    // an expired exemption. If that fails, port25d does not start (it
+    // would enforce exemptions that should be gone).
+    let expired = writer
+        .expire_due()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot revoke the exemptions that expired while port25d was down: {e}"))?;
+    for e in &expired {
+        info!(id = %e.id, subscriber = %e.subscriber, "exemption expired while port25d was down; revoked");
+    }
 
     let of_listener = TcpListener::bind(settings.openflow_listen).await.with_context(|| {
         format!("cannot listen for switches on {} (set --openflow-listen)", settings.openflow_listen)
@@ -88,10 +117,15 @@ pub async fn run(
     };
     let of_task = tokio::spawn(server::serve(of_listener, shared, tracker.clone(), settings.max_switches));
 
-    let app = port25_api::app(AppState::new(store.clone(), policy_tx.clone(), fleet));
+    tracker.spawn(expiry::run(writer.clone(), token.clone().cancelled_owned()));
+
+    let app = port25_api::app(AppState::with_writer(writer, store.clone(), fleet).with_tokens(tokens));
     let api_token = token.clone();
     let api_task = tokio::spawn(async move {
-        axum::serve(api_listener, app).with_graceful_shutdown(api_token.cancelled_owned()).await
+        // With the peer address: the audit trail records it.
+        axum::serve(api_listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(api_token.cancelled_owned())
+            .await
     });
     info!(openflow = %bound.openflow, api = %bound.api, "port25d ready");
     on_ready(bound);

@@ -20,6 +20,7 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use axum::extract::connect_info::MockConnectInfo;
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderName, HeaderValue, Method};
@@ -230,7 +231,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Who {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Who, ApiError> {
         let actor = parts.extensions.get::<Caller>().map_or_else(|| "anonymous".to_owned(), |c| c.0.clone());
-        let source = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+        // `MockConnectInfo` is how tests give a oneshot request a peer.
+        let source = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0)
+            .or_else(|| parts.extensions.get::<MockConnectInfo<SocketAddr>>().map(|c| c.0));
         let request_id = parts.extensions.get::<RequestId>().map(|r| r.0.clone());
         Ok(Who(AuditContext { actor, source, request_id }))
     }

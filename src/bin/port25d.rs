@@ -1,6 +1,7 @@
 //! `port25d`: the port-25 policy controller.
 //!
-//! Run `port25d --help` for flags. Flags override the config file.
+//! Run `port25d --help` for flags. Environment variables (`PORT25_*`)
+//! override the config file, and flags override both.
 #![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
@@ -17,19 +18,20 @@ use tracing_subscriber::EnvFilter;
 #[command(name = "port25d", version)]
 struct Args {
     /// TOML config file (see examples/port25d.toml). Without it, defaults apply.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "PORT25_CONFIG")]
     config: Option<PathBuf>,
     /// Address switches connect to [default: 0.0.0.0:6653].
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", env = "PORT25_OPENFLOW_LISTEN")]
     openflow_listen: Option<SocketAddr>,
-    /// Address of the REST API [default: 127.0.0.1:8080].
-    #[arg(long, value_name = "ADDR")]
+    /// Address of the REST API [default: 127.0.0.1:8080]. A non-loopback address needs [[api.tokens]].
+    #[arg(long, value_name = "ADDR", env = "PORT25_API_LISTEN")]
     api_listen: Option<SocketAddr>,
     /// Directory of the exemption store [default: ./port25-data].
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", env = "PORT25_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// Log filter, e.g. `info` or `port25_controller=debug,info` [default: info]. RUST_LOG overrides it.
-    #[arg(long, value_name = "FILTER")]
+    /// Log filter, e.g. `info` or `port25_controller=debug,info` [default: info]. Overrides RUST_LOG,
+    /// which overrides [log] filter.
+    #[arg(long, value_name = "FILTER", env = "PORT25_LOG")]
     log: Option<String>,
     /// Check the configuration and exit.
     #[arg(long)]
@@ -54,12 +56,14 @@ fn main() -> ExitCode {
     if let Some(d) = args.data_dir {
         cfg.store.data_dir = d;
     }
-    if let Some(l) = args.log {
-        cfg.log.filter = l;
-    }
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(v) if !v.is_empty() => EnvFilter::try_new(&v).map_err(|e| format!("RUST_LOG={v:?}: {e}")),
-        _ => EnvFilter::try_new(&cfg.log.filter).map_err(|e| format!("log filter {:?}: {e}", cfg.log.filter)),
+    // --log (or PORT25_LOG), else RUST_LOG, else [log] filter.
+    let rust_log = std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty());
+    let filter = match (args.log, rust_log) {
+        (Some(l), _) => EnvFilter::try_new(&l).map_err(|e| format!("--log / PORT25_LOG {l:?}: {e}")),
+        (None, Some(v)) => EnvFilter::try_new(&v).map_err(|e| format!("RUST_LOG={v:?}: {e}")),
+        (None, None) => {
+            EnvFilter::try_new(&cfg.log.filter).map_err(|e| format!("config key log.filter {:?}: {e}", cfg.log.filter))
+        }
     };
     let filter = match filter {
         Ok(f) => f,
@@ -69,6 +73,10 @@ fn main() -> ExitCode {
 
     let session = match cfg.session_config() {
         Ok(s) => s,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let tokens = match cfg.api_tokens() {
+        Ok(t) => t,
         Err(e) => return fail(&e.to_string()),
     };
     if args.check_config {
@@ -86,7 +94,7 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
     };
-    match rt.block_on(daemon::run(settings, daemon::signal(), |_| {})) {
+    match rt.block_on(daemon::run_with(settings, tokens, daemon::signal(), |_| {})) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&format!("{e:#}")),
     }

@@ -8,7 +8,8 @@ use axum::body::Body;
 use axum::http::{header, HeaderMap, Method, Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
-use port25_api::{app, AppState};
+use port25_api::auth::{parse_sha256_hex, sha256_hex};
+use port25_api::{app, ApiToken, AppState, Role, Tokens, Writer};
 use port25_controller::Fleet;
 use port25_rules::{Exemption, ExemptionStore, MemStore, Snapshot};
 use serde_json::Value;
@@ -20,6 +21,8 @@ pub struct Harness {
     pub store: Arc<dyn ExemptionStore>,
     pub policy: watch::Receiver<Arc<Snapshot>>,
     pub fleet: Fleet,
+    /// The app's write path (for running the expiry task beside it).
+    pub writer: Writer,
 }
 
 /// An app over an empty [`MemStore`].
@@ -30,11 +33,33 @@ pub fn harness() -> Harness {
 /// An app over `store`, with the policy seeded from it the way the daemon
 /// does it (version 1).
 pub fn harness_with(store: Arc<dyn ExemptionStore>) -> Harness {
+    harness_full(store, Tokens::default())
+}
+
+/// The tokens of [`harness_with_tokens`]: `(name, role, secret)`.
+pub const TOKENS: [(&str, Role, &str); 2] =
+    [("crm", Role::Write, "write-secret-0123456789"), ("desk", Role::Read, "read-secret-0123456789")];
+
+/// An app over an empty [`MemStore`] that requires the [`TOKENS`].
+pub fn harness_with_tokens() -> Harness {
+    let tokens = TOKENS
+        .iter()
+        .map(|(name, role, secret)| ApiToken {
+            name: (*name).into(),
+            role: *role,
+            sha256: parse_sha256_hex(&sha256_hex(secret)).unwrap(),
+        })
+        .collect();
+    harness_full(Arc::new(MemStore::new()), Tokens::new(tokens))
+}
+
+pub fn harness_full(store: Arc<dyn ExemptionStore>, tokens: Tokens) -> Harness {
     let snapshot = Snapshot::from_list(store.list().expect("list"));
     let (tx, rx) = watch::channel(Arc::new(snapshot));
     let fleet = Fleet::new();
-    let state = AppState::new(Arc::clone(&store), Arc::new(tx), fleet.clone());
-    Harness { app: app(state), store, policy: rx, fleet }
+    let state = AppState::new(Arc::clone(&store), Arc::new(tx), fleet.clone()).with_tokens(tokens);
+    let writer = state.writer.clone();
+    Harness { app: app(state), store, policy: rx, fleet, writer }
 }
 
 pub struct Reply {
@@ -98,6 +123,22 @@ impl Harness {
         assert_eq!(self.before(), before, "a refused request changed the store or the policy");
         message.to_owned()
     }
+}
+
+/// A JSON request with any method and uri.
+pub fn json_request(method: Method, uri: &str, body: &str) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_owned()))
+        .unwrap()
+}
+
+/// `req` with `Authorization: Bearer token`.
+pub fn bearer(mut req: Request<Body>, token: &str) -> Request<Body> {
+    req.headers_mut().insert(header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
+    req
 }
 
 pub fn post_json(body: &str) -> Request<Body> {

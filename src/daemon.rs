@@ -12,7 +12,7 @@ use port25_api::{expiry, AppState, Tokens, Writer};
 use port25_controller::server;
 use port25_controller::session::{SessionConfig, Shared};
 use port25_controller::Fleet;
-use port25_rules::{ExemptionStore, SledStore, Snapshot};
+use port25_rules::{AuditContext, ExemptionStore, SledStore, Snapshot};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -90,8 +90,9 @@ pub async fn run_with(
     // the OpenFlow listener exists: no switch is ever brought in sync with
     // an expired exemption. If that fails, port25d does not start (it
     // would enforce exemptions that should be gone).
+    let startup = AuditContext { request_id: Some(expiry::STARTUP_REQUEST_ID.into()), ..AuditContext::port25d() };
     let expired = writer
-        .expire_due()
+        .expire_due(startup)
         .await
         .map_err(|e| anyhow::anyhow!("cannot revoke the exemptions that expired while port25d was down: {e}"))?;
     for e in &expired {

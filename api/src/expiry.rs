@@ -9,7 +9,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use port25_rules::Snapshot;
+use port25_rules::{AuditContext, Snapshot};
 use time::OffsetDateTime;
 use tracing::{error, info};
 
@@ -17,6 +17,10 @@ use crate::Writer;
 
 /// Longest sleep between two looks at the clock.
 pub const MAX_SLEEP: Duration = Duration::from_secs(30);
+
+/// The request id of the audit entries of expiries applied at start-up
+/// (they passed while port25d was down); the expiry task's have none.
+pub const STARTUP_REQUEST_ID: &str = "port25d-start";
 
 /// Pause after a failed store write before trying again.
 const RETRY: Duration = Duration::from_secs(1);
@@ -37,7 +41,8 @@ fn wait(next: Option<OffsetDateTime>, now: OffsetDateTime) -> Duration {
 
 /// Run until `shutdown` resolves. Expiries that are already due when it
 /// starts are applied at once (the daemon applies them before it even
-/// listens for switches, with [`Writer::expire_due`]).
+/// listens for switches, with [`Writer::expire_due`] and
+/// [`STARTUP_REQUEST_ID`]).
 pub async fn run(writer: Writer, shutdown: impl Future<Output = ()>) {
     let mut policy = writer.subscribe();
     tokio::pin!(shutdown);
@@ -57,7 +62,7 @@ pub async fn run(writer: Writer, shutdown: impl Future<Output = ()>) {
         if next.map_or(true, |t| t > OffsetDateTime::now_utc()) {
             continue; // a bounded sleep ended, or the clock moved back
         }
-        match writer.expire_due().await {
+        match writer.expire_due(AuditContext::port25d()).await {
             Ok(gone) => {
                 for e in &gone {
                     info!(id = %e.id, subscriber = %e.subscriber, "exemption expired");

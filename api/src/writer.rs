@@ -125,14 +125,14 @@ impl Writer {
     }
 
     /// Revoke every exemption whose `expires_at` has passed (audited as
-    /// "expire", by "port25d"), as one policy version. Returns what was
-    /// removed.
+    /// "expire", with `ctx`: normally [`AuditContext::port25d`]), as one
+    /// policy version. Returns what was removed.
     ///
     /// # Errors
     /// Store failures.
-    pub async fn expire_due(&self) -> Result<Vec<Exemption>, ApiError> {
+    pub async fn expire_due(&self, ctx: AuditContext) -> Result<Vec<Exemption>, ApiError> {
         let (done, (), _) = self
-            .commit(AuditContext::port25d(), |snap, now| {
+            .commit(ctx, |snap, now| {
                 let mut change = Change::new(AuditAction::Expire);
                 change.remove = snap.exemptions.values().filter(|e| e.is_expired(now)).map(|e| e.id).collect();
                 Ok((change, ()))

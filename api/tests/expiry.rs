@@ -107,7 +107,7 @@ async fn the_expiry_task_revokes_audits_and_publishes() {
 async fn expire_due_removes_only_what_has_expired() {
     let h = harness();
     h.grant(r#"{"subscriber":"198.51.100.7","ttl_seconds":3600}"#).await;
-    assert!(h.writer.expire_due().await.unwrap().is_empty());
+    assert!(h.writer.expire_due(port25_rules::AuditContext::port25d()).await.unwrap().is_empty());
     let v = h.version();
     // Nothing due: nothing published, nothing audited.
     assert_eq!(h.version(), v);

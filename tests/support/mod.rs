@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use port25::daemon::{self, Bound, Settings};
+use port25_api::Tokens;
 use port25_controller::session::SessionConfig;
 use serde_json::Value;
 
@@ -194,6 +195,15 @@ impl Daemon {
     }
 
     pub fn start_with(data_dir: &Path, session: SessionConfig) -> Daemon {
+        Daemon::start_full(data_dir, session, Tokens::default())
+    }
+
+    /// port25d requiring these API tokens on every `/v1` route.
+    pub fn start_with_tokens(data_dir: &Path, tokens: Tokens) -> Daemon {
+        Daemon::start_full(data_dir, SessionConfig::default(), tokens)
+    }
+
+    pub fn start_full(data_dir: &Path, session: SessionConfig, tokens: Tokens) -> Daemon {
         let settings = Settings {
             openflow_listen: "127.0.0.1:0".parse().unwrap(),
             api_listen: "127.0.0.1:0".parse().unwrap(),
@@ -205,8 +215,9 @@ impl Daemon {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-            rt.block_on(daemon::run(
+            rt.block_on(daemon::run_with(
                 settings,
+                tokens,
                 async move {
                     let _ = stop_rx.await;
                 },
@@ -304,6 +315,40 @@ pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Optio
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// One blocking HTTP/1.1 request with extra headers; returns the status,
+/// the response headers (names lower-cased) and the JSON body (Null when
+/// empty).
+pub fn http_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> (u16, Vec<(String, String)>, Value) {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect to API");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let body = body.unwrap_or("");
+    let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\ncontent-type: application/json\r\n{extra}content-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).unwrap();
+    let text = String::from_utf8_lossy(&resp);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status: u16 = head.split(' ').nth(1).and_then(|c| c.parse().ok()).expect("status line");
+    let headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let json = if body.trim().is_empty() { Value::Null } else { serde_json::from_str(body).expect("JSON body") };
+    (status, headers, json)
 }
 
 /// One blocking HTTP/1.1 request; returns status and JSON body (Null when empty).

@@ -25,7 +25,17 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// port25d without API tokens.
     pub fn start() -> Daemon {
+        Daemon::start_with_config("")
+    }
+
+    /// port25d with the `[api]` tokens of a config file's text, read by
+    /// port25d's own config parser (listen addresses and the data directory
+    /// are the test's).
+    pub fn start_with_config(toml: &str) -> Daemon {
+        let config = port25::config::Config::parse(toml).unwrap_or_else(|e| panic!("config refused: {e}\n{toml}"));
+        let tokens = config.api_tokens().unwrap_or_else(|e| panic!("tokens refused: {e}\n{toml}"));
         let dir = tempfile::tempdir().expect("temp dir");
         let settings = Settings {
             openflow_listen: "127.0.0.1:0".parse().unwrap(),
@@ -38,8 +48,9 @@ impl Daemon {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-            rt.block_on(daemon::run(
+            rt.block_on(daemon::run_with(
                 settings,
+                tokens,
                 async move {
                     let _ = stop_rx.await;
                 },

@@ -108,6 +108,33 @@ fn port25d_checks_exposure_tokens_and_overrides_at_start() {
     assert!(err.contains("PORT25_LOG"), "{err}");
 }
 
+#[test]
+fn the_example_config_is_valid_with_and_without_tokens() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/port25d.toml");
+    let (code, err) = port25d(&["--check-config", "--config", example], &[]);
+    assert_eq!(code, 0, "{err}");
+    // Uncomment the token tables as documented, with real digests.
+    let text = std::fs::read_to_string(example).unwrap();
+    let mut enabled = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let l = match line {
+            "# [[api.tokens]]" => "[[api.tokens]]".to_owned(),
+            l if l.starts_with("# name = ") || l.starts_with("# role = ") => l[2..].to_owned(),
+            l if l.starts_with("# sha256 = ") => format!("sha256 = \"{}\"", sha256_hex(&format!("token-{i}"))),
+            l => l.to_owned(),
+        };
+        enabled.push_str(&l);
+        enabled.push('\n');
+    }
+    assert_eq!(enabled.lines().filter(|l| *l == "[[api.tokens]]").count(), 2, "{enabled}");
+    let enabled = enabled.replace("listen = \"127.0.0.1:8080\"", "listen = \"0.0.0.0:8080\"");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("port25d.toml");
+    std::fs::write(&file, enabled).unwrap();
+    let (code, err) = port25d(&["--check-config", "--config", file.to_str().unwrap()], &[]);
+    assert_eq!(code, 0, "{err}");
+}
+
 fn has_allow(br: &Bridge, addr: &str) -> bool {
     br.flows().iter().any(|l| l.contains(&format!("nw_src={addr}")) || l.contains(&format!("nw_dst={addr}")))
 }

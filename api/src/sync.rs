@@ -152,6 +152,15 @@ pub(crate) struct UpdateView {
     after: Exemption,
 }
 
+/// An entry of `create`: the stored record, or for a dry run the record
+/// that would be stored (no id yet).
+#[derive(Serialize)]
+#[serde(untagged)]
+pub(crate) enum Created {
+    Stored(Exemption),
+    Preview(Preview),
+}
+
 /// The answer: the difference (applied, or not for a dry run) and the
 /// policy version that carries it (wait for switches to confirm it).
 #[derive(Serialize)]
@@ -161,13 +170,13 @@ pub(crate) struct SyncReply {
     counts: Counts,
     /// Created records (with their ids), or for a dry run the records that
     /// would be created.
-    create: Vec<serde_json::Value>,
+    create: Vec<Created>,
     update: Vec<UpdateView>,
     delete: Vec<Exemption>,
     keep: Vec<Exemption>,
 }
 
-fn reply(dry_run: bool, policy_version: u64, create: Vec<serde_json::Value>, plan: Plan) -> SyncReply {
+fn reply(dry_run: bool, policy_version: u64, create: Vec<Created>, plan: Plan) -> SyncReply {
     SyncReply {
         dry_run,
         policy_version,
@@ -240,8 +249,7 @@ pub(crate) async fn apply(
     if dry_run {
         let snap = state.writer.snapshot();
         let plan = plan(&snap, desired);
-        let create = plan.create.iter().map(|n| serde_json::to_value(Preview::from(n))).collect::<Result<_, _>>();
-        let create = create.map_err(|e| ApiError::Internal(format!("encode preview: {e}")))?;
+        let create = plan.create.iter().map(|n| Created::Preview(Preview::from(n))).collect();
         return Ok(Json(reply(true, snap.version, create, plan)));
     }
     let (done, plan, version) = state
@@ -263,7 +271,6 @@ pub(crate) async fn apply(
         policy_version = version,
         "exemptions synced"
     );
-    let create = done.created.iter().map(serde_json::to_value).collect::<Result<_, _>>();
-    let create = create.map_err(|e| ApiError::Internal(format!("encode record: {e}")))?;
+    let create = done.created.into_iter().map(Created::Stored).collect();
     Ok(Json(reply(false, version, create, plan)))
 }

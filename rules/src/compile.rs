@@ -186,14 +186,79 @@ where
     I: IntoIterator<Item = &'a Exemption>,
 {
     let mut flows = base_flows(cfg);
-    for ex in exemptions {
-        if ex.applies_to(dpid) {
-            flows.extend(exemption_flows(cfg, ex));
-        }
-    }
+    let mut applying: Vec<&Exemption> = exemptions.into_iter().filter(|ex| ex.applies_to(dpid)).collect();
+    push_exemption_flows_presorted(cfg, &mut applying, &mut flows);
     // Sort by identity, then cookie: dedup keeps the first (lowest cookie)
-    // of each identity.
+    // of each identity. The exemption flows arrive in this order already,
+    // so the (stable, run-detecting) sort is one linear pass over them;
+    // it stays as the guarantee, whatever order they came in.
     flows.sort();
     flows.dedup_by(|b, a| a.table == b.table && a.priority == b.priority && a.matcher == b.matcher);
     flows
+}
+
+/// Append the allow flows of `exemptions` to `flows` in the order
+/// `FlowSpec`'s `Ord` puts them, so sorting the result is cheap.
+///
+/// All exemption flows share table and priority, so the order is the
+/// match's: by `eth_type` (IPv4 before IPv6), then `ip_src` with `None`
+/// first (every `tcp_to` flow, by destination prefix, before every
+/// `tcp_from` flow, by source prefix), then the cookie (the exemption id)
+/// for one prefix. Sorting the exemptions by prefix (stable, so equal
+/// prefixes keep their id order from the snapshot) costs ~m log m prefix
+/// comparisons, against ~2m log 2m `FlowSpec` comparisons for sorting the
+/// flows from scratch: at 100,000 exemptions compile() takes about a
+/// third of the time.
+fn push_exemption_flows_presorted(cfg: &PolicyConfig, exemptions: &mut [&Exemption], flows: &mut Vec<FlowSpec>) {
+    exemptions.sort_by(|a, b| a.subscriber.cmp(&b.subscriber).then(a.id.cmp(&b.id)));
+    flows.reserve(2 * exemptions.len());
+    for fam in Family::BOTH {
+        let of_family = || exemptions.iter().filter(move |ex| ex.subscriber.family() == fam);
+        for ex in of_family() {
+            let [_, to] = exemption_flows(cfg, ex);
+            flows.push(to);
+        }
+        for ex in of_family() {
+            let [from, _] = exemption_flows(cfg, ex);
+            flows.push(from);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ExemptionId, Scope};
+
+    fn ex(id: u64, subscriber: &str) -> Exemption {
+        Exemption {
+            id: ExemptionId(id),
+            subscriber: subscriber.parse().expect("prefix"),
+            note: None,
+            created_at: time::OffsetDateTime::UNIX_EPOCH,
+            switches: Scope::All,
+            expires_at: None,
+            external_id: None,
+        }
+    }
+
+    #[test]
+    fn exemption_flows_are_pushed_already_sorted() {
+        // Mixed families, ids out of prefix order, one prefix twice.
+        let list = [
+            ex(9, "198.51.100.7/32"),
+            ex(2, "2001:db8::/64"),
+            ex(5, "10.0.0.0/8"),
+            ex(7, "198.51.100.7/32"),
+            ex(3, "192.0.2.0/24"),
+            ex(1, "2001:db8:1::25/128"),
+        ];
+        let mut refs: Vec<&Exemption> = list.iter().collect();
+        let mut flows = Vec::new();
+        push_exemption_flows_presorted(&PolicyConfig::default(), &mut refs, &mut flows);
+        assert_eq!(flows.len(), 2 * list.len());
+        let mut sorted = flows.clone();
+        sorted.sort();
+        assert_eq!(flows, sorted, "the sort in compile() has nothing to move");
+    }
 }

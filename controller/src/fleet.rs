@@ -54,8 +54,13 @@ pub struct SwitchStatus {
     pub in_sync: bool,
     /// The policy version the switch has confirmed (barrier reply).
     pub policy_version: u64,
-    /// IPv6 port-25 traffic is enforced on this switch.
+    /// IPv6 port-25 traffic is enforced on this switch (false on
+    /// OpenFlow 1.0 switches: 1.0 cannot match IPv6 ports).
     pub ipv6_enforced: bool,
+    /// Fragmented TCP is dropped on this switch (false on OpenFlow 1.0
+    /// switches: 1.0 cannot match IP fragments, so a fragmented SYN to
+    /// port 25 gets through).
+    pub fragments_enforced: bool,
     /// Whether the switch applies our larger rounds as atomic bundles:
     /// unknown (null) until the first bundle, false after it refused one
     /// (port25d then uses ordered flow-mods and a barrier).

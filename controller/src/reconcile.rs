@@ -224,6 +224,9 @@ pub fn apply(current: &[Installed], plan: &Plan) -> Vec<Installed> {
 /// delete of the old owner's flows. Adds go first, then deletes: the same
 /// order as [`plan`].
 ///
+/// `keep` filters the flows a switch can hold (an OpenFlow 1.0 switch
+/// cannot hold IPv6 flows).
+///
 /// Returns the plan and the change in the number of our flows.
 pub fn plan_delta(
     cfg: &PolicyConfig,
@@ -231,9 +234,13 @@ pub fn plan_delta(
     new: &Snapshot,
     changes: &[std::sync::Arc<ChangeSet>],
     dpid: Dpid,
+    keep: impl Fn(&FlowSpec) -> bool,
 ) -> (Plan, i64) {
     let prefixes: BTreeSet<Prefix> =
         changes.iter().flat_map(|c| c.added.iter().chain(c.removed.iter())).map(|e| e.subscriber).collect();
+    let kept = |e: &port25_rules::Exemption| -> Vec<FlowSpec> {
+        exemption_flows(cfg, e).into_iter().filter(|f| keep(f)).collect()
+    };
     let mut adds = Vec::new();
     let mut deletes = Vec::new();
     let mut delta: i64 = 0;
@@ -243,14 +250,15 @@ pub fn plan_delta(
         match (before, after) {
             (Some(b), Some(a)) if b.id == a.id => {}
             (b, Some(a)) => {
-                if b.is_none() {
-                    delta += 2;
-                }
-                adds.extend(exemption_flows(cfg, a).into_iter().map(Change::Add));
+                // The adds replace the old owner's flows (same identities).
+                let add = kept(a);
+                delta += add.len() as i64 - b.map_or(0, |b| kept(b).len() as i64);
+                adds.extend(add.into_iter().map(Change::Add));
             }
             (Some(b), None) => {
-                delta -= 2;
-                deletes.extend(exemption_flows(cfg, b).iter().map(|f| Change::Delete(Installed::from_spec(f))));
+                let del = kept(b);
+                delta -= del.len() as i64;
+                deletes.extend(del.iter().map(|f| Change::Delete(Installed::from_spec(f))));
             }
             (None, None) => {}
         }

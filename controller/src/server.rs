@@ -12,7 +12,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
-use crate::session::{self, Shared};
+use crate::session::{self, Admission, Shared};
 
 /// How connections on a listener are secured.
 #[derive(Clone)]
@@ -23,6 +23,9 @@ pub enum Transport {
     Tls(TlsAcceptor),
 }
 
+/// SO_SNDBUF for switch connections (the kernel doubles it).
+pub const SEND_BUFFER: usize = 1024 * 1024;
+
 /// Session ids are unique across all listeners of the process.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -32,12 +35,16 @@ pub async fn serve(listener: TcpListener, shared: Shared, tracker: TaskTracker, 
     serve_with(listener, Transport::Plain, shared, tracker, max_switches).await
 }
 
+/// Connections in their handshake at once, per listener; more wait in the
+/// kernel's accept queue. Each is cut off by the handshake timeout.
+pub const HANDSHAKE_SLOTS: usize = 256;
+
 /// Accept switches on `listener` until `shared.shutdown` fires. Each
 /// connection runs in its own task, tracked by `tracker` so shutdown can
-/// wait for them. At most `max_switches` connections per listener are
-/// served at once (a connection still in its TLS handshake counts); more
-/// wait in the kernel's accept queue. A TLS handshake must finish within
-/// the handshake timeout.
+/// wait for them. Connections in their handshake (TLS, Hello, Features)
+/// take one of [`HANDSHAKE_SLOTS`]; a switch that finished its handshake
+/// takes one of `max_switches` session slots, or is refused when all are
+/// taken. A TLS handshake must finish within the handshake timeout.
 pub async fn serve_with(
     listener: TcpListener,
     transport: Transport,
@@ -51,7 +58,8 @@ pub async fn serve_with(
         Transport::Tls(_) => "tls",
     };
     info!(listen = ?local, transport = kind, "OpenFlow listener ready");
-    let permits = Arc::new(Semaphore::new(max_switches.max(1)));
+    let permits = Arc::new(Semaphore::new(HANDSHAKE_SLOTS));
+    let sessions = Arc::new(Semaphore::new(max_switches.max(1)));
     let refusals = Arc::new(RateLimit::new(10));
     let mut backoff = Duration::from_millis(10);
     loop {
@@ -72,13 +80,20 @@ pub async fn serve_with(
                 // Flow-mods go out in batches; small control messages
                 // (echo replies, barriers) must not wait for Nagle.
                 let _ = stream.set_nodelay(true);
+                // Bound what the kernel holds for one switch: a switch that
+                // stops reading then blocks our writer (and trips the write
+                // timeout) after about a MiB instead of the 16 MiB loopback
+                // autotuning allows, and a thousand switches do not pin
+                // gigabytes of kernel memory.
+                let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER);
                 let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
                 let shared = shared.clone();
                 let transport = transport.clone();
                 let refusals = refusals.clone();
+                let admission = Admission::new(permit, sessions.clone(), max_switches);
                 tracker.spawn(async move {
                     match transport {
-                        Transport::Plain => session::run(stream, peer, id, shared).await,
+                        Transport::Plain => session::run(stream, peer, id, shared, admission).await,
                         Transport::Tls(acceptor) => {
                             let limit = shared.cfg.handshake_timeout;
                             let cancel = shared.shutdown.clone();
@@ -87,13 +102,12 @@ pub async fn serve_with(
                                 r = tokio::time::timeout(limit, acceptor.accept(stream)) => r,
                             };
                             match hs {
-                                Ok(Ok(tls)) => session::run(tls, peer, id, shared).await,
+                                Ok(Ok(tls)) => session::run(tls, peer, id, shared, admission).await,
                                 Ok(Err(e)) => refused(&refusals, peer, &e.to_string()),
                                 Err(_) => refused(&refusals, peer, &format!("TLS handshake not finished within {limit:?}")),
                             }
                         }
                     }
-                    drop(permit);
                 });
             }
             Err(e) => {

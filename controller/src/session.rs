@@ -52,6 +52,7 @@ use crate::fleet::{Fleet, RoundSummary, SwitchState, SwitchStatus};
 use crate::ofp::bundle::{self, BundleCtrl};
 use crate::ofp::{self, msg_type, DecodeError, FlowMod, FlowModCommand, Frame, MatchSpec, Message, OfpCodec};
 use crate::reconcile::{self, Change, Installed, Plan};
+use crate::server::RateLimit;
 
 /// Tunables for every session.
 #[derive(Debug, Clone)]
@@ -80,6 +81,14 @@ pub struct SessionConfig {
     /// When set, only these datapath ids are served; any other switch is
     /// refused after the features reply (and logged with its address).
     pub allow_dpids: Option<Arc<BTreeSet<Dpid>>>,
+    /// Serve switches that speak only OpenFlow 1.0. They enforce the IPv4
+    /// policy only: 1.0 cannot match IPv6 ports or IP fragments.
+    pub allow_openflow10: bool,
+    /// How often an in-sync switch is read back in full anyway, to find
+    /// and repair drift (flows deleted or changed by hand, a switch that
+    /// lost flows without reconnecting). Each session adds up to 10 %
+    /// jitter so switches do not audit in step. `None` turns it off.
+    pub audit_interval: Option<Duration>,
 }
 
 impl Default for SessionConfig {
@@ -95,6 +104,8 @@ impl Default for SessionConfig {
             retry_max: Duration::from_secs(30),
             max_readback_flows: 4_000_000,
             allow_dpids: None,
+            allow_openflow10: true,
+            audit_interval: Some(Duration::from_secs(300)),
         }
     }
 }
@@ -142,6 +153,46 @@ const DATA_QUEUE: usize = 64;
 const PRIO_QUEUE: usize = 32;
 const INBOUND_QUEUE: usize = 256;
 
+/// Limits on connections. Connections still in their handshake (TCP, TLS,
+/// Hello, Features) hold a handshake slot, so a crowd of silent or slow
+/// peers cannot take the places of real switches; a switch that finished
+/// its handshake moves to a session slot, or is refused when all
+/// `max_switches` are taken.
+pub struct Admission {
+    handshake: Option<tokio::sync::OwnedSemaphorePermit>,
+    sessions: Option<Arc<tokio::sync::Semaphore>>,
+    session: Option<tokio::sync::OwnedSemaphorePermit>,
+    max_switches: usize,
+}
+
+impl Admission {
+    /// No limits (tests that drive a session directly).
+    pub fn unlimited() -> Admission {
+        Admission { handshake: None, sessions: None, session: None, max_switches: usize::MAX }
+    }
+
+    /// A connection holding `handshake`, to be promoted into `sessions`.
+    pub fn new(
+        handshake: tokio::sync::OwnedSemaphorePermit,
+        sessions: Arc<tokio::sync::Semaphore>,
+        max_switches: usize,
+    ) -> Admission {
+        Admission { handshake: Some(handshake), sessions: Some(sessions), session: None, max_switches }
+    }
+
+    fn promote(&mut self) -> Result<(), String> {
+        self.handshake = None;
+        let Some(sessions) = &self.sessions else { return Ok(()) };
+        match sessions.clone().try_acquire_owned() {
+            Ok(p) => {
+                self.session = Some(p);
+                Ok(())
+            }
+            Err(_) => Err(format!("too many switches: all {} session slots are taken (max_switches)", self.max_switches)),
+        }
+    }
+}
+
 /// A switch connection: plain TCP or TLS.
 pub trait SwitchStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> SwitchStream for T {}
@@ -149,7 +200,7 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> SwitchStream for T {}
 /// Run one switch connection to its end. `stream` is a connected TCP or
 /// TLS stream (Nagle already off). Never panics on input; every end is
 /// logged once.
-pub async fn run<S: SwitchStream>(stream: S, peer: SocketAddr, id: u64, shared: Shared) {
+pub async fn run<S: SwitchStream>(stream: S, peer: SocketAddr, id: u64, shared: Shared, admission: Admission) {
     let span = tracing::info_span!("switch", session = id, %peer, dpid = tracing::field::Empty);
     async move {
         shared.fleet.put(SwitchStatus {
@@ -163,13 +214,14 @@ pub async fn run<S: SwitchStream>(stream: S, peer: SocketAddr, id: u64, shared: 
             in_sync: false,
             policy_version: 0,
             ipv6_enforced: false,
+            fragments_enforced: false,
             bundles: None,
             last_round: None,
             last_error: None,
             last_error_at: None,
         });
         let fleet = shared.fleet.clone();
-        let end = drive(stream, id, shared).await;
+        let end = drive(stream, id, shared, admission).await;
         match &end {
             SessionEnd::Shutdown => debug!("session closed for shutdown"),
             SessionEnd::Refused(why) => {
@@ -196,7 +248,7 @@ pub async fn run<S: SwitchStream>(stream: S, peer: SocketAddr, id: u64, shared: 
     .await
 }
 
-async fn drive<S: SwitchStream>(stream: S, id: u64, shared: Shared) -> SessionEnd {
+async fn drive<S: SwitchStream>(stream: S, id: u64, shared: Shared, admission: Admission) -> SessionEnd {
     let (rd, wr) = tokio::io::split(stream);
     let (prio_tx, prio_rx) = mpsc::channel::<Bytes>(PRIO_QUEUE);
     let (data_tx, data_rx) = mpsc::channel::<Bytes>(DATA_QUEUE);
@@ -206,15 +258,21 @@ async fn drive<S: SwitchStream>(stream: S, id: u64, shared: Shared) -> SessionEn
         read_loop(FramedRead::new(rd, OfpCodec::new()), prio_tx, in_tx, shared.cfg.idle_timeout, cancel.clone())
             .in_current_span(),
     );
-    let writer = tokio::spawn(write_loop(wr, prio_rx, data_rx, shared.cfg.write_timeout).in_current_span());
-    let mut session = Session::new(id, shared, data_tx);
+    let mut writer = tokio::spawn(write_loop(wr, prio_rx, data_rx, shared.cfg.write_timeout).in_current_span());
+    let mut session = Session::new(id, shared, data_tx, admission);
     let end = session.run(in_rx).await;
     // Let queued bytes (e.g. a HELLO_FAILED error) go out before closing.
     drop(session);
     cancel.cancel();
-    let _ = timeout(Duration::from_secs(1), writer).await;
+    let written = timeout(Duration::from_secs(1), &mut writer).await;
+    writer.abort();
     reader.abort();
-    end
+    match (end, written) {
+        // The session saw only that the writer went away; the writer
+        // knows why (e.g. the switch stopped reading).
+        (SessionEnd::Write(_), Ok(Ok(Err(why)))) => SessionEnd::Write(why),
+        (end, _) => end,
+    }
 }
 
 async fn read_loop<S: SwitchStream>(
@@ -324,6 +382,11 @@ struct Session {
     data_tx: mpsc::Sender<Bytes>,
     next_xid: u32,
     dpid: Option<Dpid>,
+    /// The connection's place: a handshake slot until the handshake is
+    /// done, then a session slot.
+    admission: Admission,
+    /// The negotiated wire version (`OFP13` or `OFP10`).
+    version: u8,
     /// The snapshot whose flows the switch is known to hold exactly (the
     /// last round was complete and every change accepted); `None` means
     /// the next round must read the switch back.
@@ -334,6 +397,10 @@ struct Session {
     /// The policy changed (or a retry is due) while a round was running.
     pending: bool,
     retry_at: Option<Instant>,
+    /// Rate limit for warnings a switch can trigger at will.
+    noisy: RateLimit,
+    /// When the next full read-back of an in-sync switch is due.
+    audit_at: Option<Instant>,
     backoff: Duration,
     /// Whether the switch accepts bundles: unknown until the first try;
     /// `Some(false)` after it refused one, then rounds use ordered
@@ -346,7 +413,7 @@ struct Session {
 }
 
 impl Session {
-    fn new(id: u64, shared: Shared, data_tx: mpsc::Sender<Bytes>) -> Session {
+    fn new(id: u64, shared: Shared, data_tx: mpsc::Sender<Bytes>, admission: Admission) -> Session {
         let backoff = shared.cfg.retry_min;
         Session {
             id,
@@ -354,11 +421,15 @@ impl Session {
             data_tx,
             next_xid: 1,
             dpid: None,
+            version: ofp::OFP13,
+            admission,
             synced: None,
             flow_count: 0,
             round: None,
             pending: false,
             retry_at: None,
+            noisy: RateLimit::new(5),
+            audit_at: None,
             backoff,
             bundles: None,
             next_bundle: 1,
@@ -387,6 +458,11 @@ impl Session {
             Ok(()) => {}
             Err(e) => return e,
         }
+        // Handshake done: give back the handshake slot and take a session
+        // slot, or refuse if every one is taken.
+        if let Err(why) = self.admission.promote() {
+            return SessionEnd::Refused(why);
+        }
         let mut policy = self.shared.policy.clone();
         policy.mark_changed(); // the first round starts at once
         let mut echo = tokio::time::interval(cfg.echo_interval);
@@ -398,6 +474,7 @@ impl Session {
                 None => None,
             };
             let retry_at = self.retry_at;
+            let audit_at = self.audit_at;
             let shutdown = self.shared.shutdown.clone();
             let res = tokio::select! {
                 _ = shutdown.cancelled() => return SessionEnd::Shutdown,
@@ -417,7 +494,7 @@ impl Session {
                 _ = echo.tick() => {
                     let mut b = BytesMut::new();
                     let x = self.xid();
-                    ofp::encode_echo_request(&mut b, ofp::OFP13, x, b"port25");
+                    ofp::encode_echo_request(&mut b, self.version, x, b"port25");
                     self.send(b).await
                 }
                 _ = sleep_until(round_deadline.unwrap_or_else(far_future)), if round_deadline.is_some() => {
@@ -426,6 +503,17 @@ impl Session {
                 _ = sleep_until(retry_at.unwrap_or_else(far_future)), if retry_at.is_some() => {
                     self.retry_at = None;
                     self.pending = true;
+                    Ok(())
+                }
+                _ = sleep_until(audit_at.unwrap_or_else(far_future)), if audit_at.is_some() => {
+                    // Forget what we believe the switch holds: the next
+                    // round reads it back and repairs any drift.
+                    self.audit_at = None;
+                    if self.synced.is_some() {
+                        debug!("periodic audit: reading the switch back");
+                        self.synced = None;
+                        self.pending = true;
+                    }
                     Ok(())
                 }
             };
@@ -445,7 +533,8 @@ impl Session {
         let cfg = self.shared.cfg.clone();
         let mut b = BytesMut::new();
         let x = self.xid();
-        ofp::encode_hello(&mut b, x, &[ofp::OFP13]);
+        let ours: &[u8] = if cfg.allow_openflow10 { &[ofp::OFP10, ofp::OFP13] } else { &[ofp::OFP13] };
+        ofp::encode_hello(&mut b, x, ours);
         self.send(b).await?;
         // 1. The switch's Hello.
         let frame = self.recv_until(rx, deadline, cfg.handshake_timeout).await?;
@@ -456,18 +545,24 @@ impl Session {
             }
             Err(e) => return Err(SessionEnd::Corrupt(e)),
         };
-        let common = match hello.versions {
-            Some(bitmap) => bitmap & (1 << ofp::OFP13) != 0,
-            None => frame.version >= ofp::OFP13,
+        // The highest version both speak: from the bitmaps when the switch
+        // sent one, otherwise the lower of the two header versions.
+        let negotiated = match hello.versions {
+            Some(bitmap) => ours.iter().rev().copied().find(|v| bitmap & (1u32 << v) != 0),
+            None => ours.iter().rev().copied().find(|v| *v <= frame.version),
         };
-        if !common {
+        if let Some(v) = negotiated {
+            self.version = v;
+        }
+        if negotiated.is_none() {
             let offered = match hello.versions {
                 Some(bm) => {
                     (0..32u8).filter(|v| bm & (1u32 << v) != 0).map(version_name).collect::<Vec<_>>().join(", ")
                 }
                 None => format!("up to {}", version_name(frame.version)),
             };
-            let why = format!("switch offers OpenFlow {offered}; port25d requires OpenFlow 1.3");
+            let wanted = if cfg.allow_openflow10 { "1.3 or 1.0" } else { "1.3 (OpenFlow 1.0 is turned off: allow_openflow10)" };
+            let why = format!("switch offers OpenFlow {offered}; port25d requires {wanted}");
             let mut b = BytesMut::new();
             ofp::encode_error(
                 &mut b,
@@ -481,9 +576,25 @@ impl Session {
             return Err(SessionEnd::Refused(why));
         }
         // 2. Features: the datapath id.
+        if self.version == ofp::OFP10 && cfg.policy.forward != port25_rules::Forward::Normal {
+            return Err(SessionEnd::Refused(
+                "switch speaks only OpenFlow 1.0, which has no goto_table; policy.forward must be \"normal\" to serve it"
+                    .into(),
+            ));
+        }
+        if self.version == ofp::OFP10 && cfg.policy.table != 0 {
+            return Err(SessionEnd::Refused(format!(
+                "switch speaks only OpenFlow 1.0; port25d can serve it only with policy.table = 0 (is {})",
+                cfg.policy.table
+            )));
+        }
         let mut b = BytesMut::new();
         let fx = self.xid();
-        ofp::encode_features_request(&mut b, fx);
+        if self.version == ofp::OFP10 {
+            ofp::v10::encode_features_request(&mut b, fx);
+        } else {
+            ofp::encode_features_request(&mut b, fx);
+        }
         self.send(b).await?;
         loop {
             let frame = self.recv_until(rx, deadline, cfg.handshake_timeout).await?;
@@ -500,19 +611,37 @@ impl Session {
                         }
                     }
                     self.dpid = Some(dpid);
-                    info!(n_tables = f.n_tables, "switch connected (OpenFlow 1.3)");
+                    let v13 = self.version == ofp::OFP13;
+                    if v13 {
+                        info!(n_tables = f.n_tables, "switch connected (OpenFlow 1.3)");
+                    } else {
+                        // Said loudly, every time: this switch does not
+                        // enforce the whole policy.
+                        warn!(
+                            n_tables = f.n_tables,
+                            "switch connected with OpenFlow 1.0: enforcing IPv4 only. IPv6 port 25 and fragmented \
+                             TCP are NOT blocked on this switch (OpenFlow 1.0 cannot match them)"
+                        );
+                    }
                     self.shared.fleet.update(self.id, |s| {
                         s.dpid = Some(dpid);
-                        s.openflow_version = Some("1.3".into());
+                        s.openflow_version = Some(version_name(self.version));
                         s.state = SwitchState::Syncing;
-                        s.ipv6_enforced = true;
+                        s.ipv6_enforced = v13;
+                        s.fragments_enforced = v13;
+                        if !v13 {
+                            s.bundles = Some(false);
+                        }
                     });
+                    if !v13 {
+                        self.bundles = Some(false);
+                    }
                     return Ok(());
                 }
                 Ok(Message::Error(e)) => {
                     return Err(SessionEnd::Protocol(format!(
                         "switch answered the handshake with an error: {}",
-                        describe_error(e.err_type, e.code)
+                        describe_error_for(self.version, e.err_type, e.code)
                     )))
                 }
                 // Port status and the like may arrive before the reply.
@@ -546,8 +675,11 @@ impl Session {
         if let (Some(synced), Some(dpid)) = (&self.synced, self.dpid) {
             if let Some(changes) = current.changes_since(synced.version) {
                 let started = Instant::now();
+                let v10 = self.version == ofp::OFP10;
                 let (plan, delta) =
-                    reconcile::plan_delta(&self.shared.cfg.policy, synced, &current, &changes, dpid);
+                    reconcile::plan_delta(&self.shared.cfg.policy, synced, &current, &changes, dpid, |f| {
+                        !v10 || ofp::v10::match_to_v10(&f.matcher).is_ok()
+                    });
                 let flows_after = usize::try_from(self.flow_count as i64 + delta).unwrap_or(0);
                 return self.send_round(plan, true, current, flows_after, started).await;
             }
@@ -557,13 +689,19 @@ impl Session {
             let cfg = self.shared.cfg.policy;
             let mut b = BytesMut::new();
             let xid = self.xid();
-            ofp::encode_flow_stats_request(
-                &mut b,
-                xid,
-                cfg.table,
-                cfg.cookies.filter_value(),
-                cfg.cookies.filter_mask(),
-            );
+            if self.version == ofp::OFP10 {
+                // 1.0 cannot filter by cookie: everything comes back, and
+                // only flows carrying our prefix are kept (below).
+                ofp::v10::encode_flow_stats_request(&mut b, xid, cfg.table);
+            } else {
+                ofp::encode_flow_stats_request(
+                    &mut b,
+                    xid,
+                    cfg.table,
+                    cfg.cookies.filter_value(),
+                    cfg.cookies.filter_mask(),
+                );
+            }
             self.send(b).await?;
             // The read-back answers for the current policy (borrowed
             // above); changes after this point trigger another round.
@@ -585,7 +723,10 @@ impl Session {
         };
         let started = Instant::now();
         let snap = self.shared.policy.borrow().clone();
-        let desired = compile(&self.shared.cfg.policy, snap.exemptions.values(), dpid);
+        let mut desired = compile(&self.shared.cfg.policy, snap.exemptions.values(), dpid);
+        if self.version == ofp::OFP10 {
+            desired.retain(|f| ofp::v10::match_to_v10(&f.matcher).is_ok());
+        }
         let plan = reconcile::plan(&base, &desired, complete);
         drop(base);
         if plan.deletions_withheld > 0 {
@@ -625,6 +766,7 @@ impl Session {
         for change in &plan.changes {
             let xid = self.xid();
             match &bundle {
+                None if self.version == ofp::OFP10 => encode_change_v10(&mut buf, xid, change),
                 None => encode_change(&mut buf, xid, change),
                 Some(b) => {
                     inner.clear();
@@ -648,7 +790,11 @@ impl Session {
             None => None,
         };
         let barrier_xid = self.xid();
-        ofp::encode_barrier_request(&mut buf, barrier_xid);
+        if self.version == ofp::OFP10 {
+            ofp::v10::encode_barrier_request(&mut buf, barrier_xid);
+        } else {
+            ofp::encode_barrier_request(&mut buf, barrier_xid);
+        }
         self.send(buf).await?;
         if !plan.changes.is_empty() {
             debug!(
@@ -676,12 +822,23 @@ impl Session {
     }
 
     async fn on_frame(&mut self, frame: Frame) -> Result<(), SessionEnd> {
+        if frame.version != self.version {
+            // A message in another version than negotiated would be read
+            // with that version's meanings (1.0 type 19 is a barrier reply,
+            // 1.3 type 19 a multipart reply): skip it.
+            if let Some(suppressed) = self.noisy.allow() {
+                warn!(version = frame.version, negotiated = self.version, msg_type = frame.msg_type, suppressed, "message in another OpenFlow version skipped");
+            }
+            return Ok(());
+        }
         let msg = match ofp::decode_message(&frame) {
             Ok(m) => m,
             Err(e) => {
                 // One malformed message: if it was our read-back, the
                 // read-back is incomplete; otherwise skip it.
-                warn!(error = %e, msg_type = frame.msg_type, xid = frame.xid, "malformed message skipped");
+                if let Some(suppressed) = self.noisy.allow() {
+                    warn!(error = %e, msg_type = frame.msg_type, xid = frame.xid, suppressed, "malformed message skipped");
+                }
                 if let Some(Round::ReadBack { xid, truncated, .. }) = &mut self.round {
                     if *xid == frame.xid {
                         *truncated = true;
@@ -708,6 +865,26 @@ impl Session {
                         for r in records {
                             // The switch filtered by cookie; check anyway, a
                             // foreign flow is never ours to touch.
+                            if !cfg.cookies.owns(r.cookie) || r.table_id != cfg.table {
+                                continue;
+                            }
+                            if flows.len() >= max {
+                                *truncated = true;
+                                break;
+                            }
+                            flows.push(Installed {
+                                table: r.table_id,
+                                priority: r.priority,
+                                cookie: r.cookie,
+                                matcher: r.matcher,
+                                raw_match: Some(r.raw_match),
+                                action: r.action,
+                            });
+                        }
+                    }
+                    ofp::MultipartBody::Flow10(records) => {
+                        for r in records {
+                            // 1.0 cannot filter by cookie: keep only ours.
                             if !cfg.cookies.owns(r.cookie) || r.table_id != cfg.table {
                                 continue;
                             }
@@ -766,7 +943,7 @@ impl Session {
     }
 
     async fn on_error(&mut self, xid: u32, err_type: u16, code: u16, data: &[u8]) -> Result<(), SessionEnd> {
-        let what = describe_error(err_type, code);
+        let what = describe_error_for(self.version, err_type, code);
         match &mut self.round {
             Some(Round::Apply(a)) if a.bundle.as_ref().is_some_and(|b| b.open_xid == xid || b.commit_xid == xid) => {
                 let Some(b) = a.bundle.as_mut() else { return Ok(()) };
@@ -814,8 +991,15 @@ impl Session {
             }
             _ => {}
         }
-        warn!(error = %what, xid, data_len = data.len(), "switch reported an error for no pending request");
+        // Not about anything in flight: perhaps a late answer to an earlier
+        // round, perhaps firmware noise. Never ignored: it is recorded, and
+        // the switch is read back in full to check it holds the policy.
+        if let Some(suppressed) = self.noisy.allow() {
+            warn!(error = %what, xid, data_len = data.len(), suppressed, "switch reported an error for no pending request; will verify its table");
+        }
         self.note_error(format!("switch reported {what} (xid {xid})"));
+        self.synced = None;
+        self.pending = true;
         Ok(())
     }
 
@@ -902,6 +1086,14 @@ impl Session {
         self.shared.fleet.update(self.id, |s| s.last_round = Some(summary));
         if ok {
             self.synced = Some(a.snapshot);
+            if self.audit_at.is_none() {
+                if let Some(every) = self.shared.cfg.audit_interval {
+                    // Up to 10 % jitter, from the session id: deterministic
+                    // per switch, spread across switches.
+                    let jitter = every.mul_f64((self.id % 101) as f64 / 1000.0);
+                    self.audit_at = Some(Instant::now() + every + jitter);
+                }
+            }
             self.backoff = self.shared.cfg.retry_min;
             if !a.plan.changes.is_empty() {
                 info!(
@@ -953,6 +1145,49 @@ impl Session {
 
 fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86400 * 365)
+}
+
+/// Encode one planned change as an OpenFlow 1.0 flow-mod. 1.0 has no
+/// cookie mask: a strict delete matches match and priority only, so
+/// deletes are planned only for flows read back with our cookie.
+fn encode_change_v10(buf: &mut BytesMut, xid: u32, change: &Change) {
+    use ofp::v10::{FlowMod10, FlowModCommand10, MatchSpec10};
+    let res = match change {
+        Change::Add(f) => ofp::v10::encode_flow_mod(
+            buf,
+            xid,
+            &FlowMod10 {
+                command: FlowModCommand10::Add,
+                table_id: f.table,
+                priority: f.priority,
+                cookie: f.cookie,
+                matcher: MatchSpec10::Typed(&f.matcher),
+                action: f.action,
+            },
+        ),
+        Change::Delete(i) => {
+            let matcher = match (&i.raw_match, &i.matcher) {
+                (Some(raw), _) => MatchSpec10::Raw(raw),
+                (None, Some(m)) => MatchSpec10::Typed(m),
+                (None, None) => return,
+            };
+            ofp::v10::encode_flow_mod(
+                buf,
+                xid,
+                &FlowMod10 {
+                    command: FlowModCommand10::DeleteStrict,
+                    table_id: i.table,
+                    priority: i.priority,
+                    cookie: i.cookie,
+                    matcher,
+                    action: FlowAction::Drop,
+                },
+            )
+        }
+    };
+    if let Err(e) = res {
+        error!(error = %e, change = %change.describe(), "change not encoded for OpenFlow 1.0");
+    }
 }
 
 /// Encode one planned change as a flow-mod.
@@ -1023,6 +1258,35 @@ fn kind(m: &Message) -> &'static str {
         Message::MultipartReply(_) => "multipart_reply",
         Message::BarrierReply => "barrier_reply",
         Message::Unknown { .. } => "unknown",
+    }
+}
+
+/// An error's type and code as text, in the terms of the session's version.
+pub fn describe_error_for(version: u8, err_type: u16, code: u16) -> String {
+    if version != ofp::OFP10 {
+        return describe_error(err_type, code);
+    }
+    let ty = match err_type {
+        0 => "OFPET_HELLO_FAILED",
+        1 => "OFPET_BAD_REQUEST",
+        2 => "OFPET_BAD_ACTION",
+        3 => "OFPET_FLOW_MOD_FAILED",
+        4 => "OFPET_PORT_MOD_FAILED",
+        5 => "OFPET_QUEUE_OP_FAILED",
+        _ => "unknown error type",
+    };
+    let c = match (err_type, code) {
+        (3, 0) => Some("OFPFMFC_ALL_TABLES_FULL"),
+        (3, 1) => Some("OFPFMFC_OVERLAP"),
+        (3, 2) => Some("OFPFMFC_EPERM"),
+        (3, 3) => Some("OFPFMFC_BAD_EMERG_TIMEOUT"),
+        (3, 4) => Some("OFPFMFC_BAD_COMMAND"),
+        (3, 5) => Some("OFPFMFC_UNSUPPORTED"),
+        _ => None,
+    };
+    match c {
+        Some(c) => format!("{ty}/{c} (OpenFlow 1.0 type {err_type}, code {code})"),
+        None => format!("{ty} (OpenFlow 1.0 type {err_type}, code {code})"),
     }
 }
 

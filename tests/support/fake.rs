@@ -124,7 +124,14 @@ impl FakeBuilder {
 
     /// Connect to `of` and start playing the script.
     pub fn connect(self, of: SocketAddr) -> FakeSwitch {
-        let stream = TcpStream::connect_timeout(&of, Duration::from_secs(5)).expect("fake switch connect");
+        // A small receive buffer, fixed before connect (so the kernel does
+        // not autotune it to many MiB): a fake that stops reading then
+        // pushes back on the controller within a few hundred KiB, as a real
+        // switch's would.
+        let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+        sock.set_recv_buffer_size(256 * 1024).expect("SO_RCVBUF");
+        sock.connect_timeout(&of.into(), Duration::from_secs(5)).expect("fake switch connect");
+        let stream: TcpStream = sock.into();
         stream.set_nodelay(true).unwrap();
         stream.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
         stream.set_write_timeout(Some(Duration::from_secs(10))).unwrap();

@@ -237,7 +237,7 @@ proptest! {
             }
             snap = snap.apply(added, &removed);
             let changes = snap.changes_since(old.version).unwrap();
-            let (p, delta) = plan_delta(&cfg, &old, &snap, &changes, DPID);
+            let (p, delta) = plan_delta(&cfg, &old, &snap, &changes, DPID, |_| true);
             let old_flows = compile(&cfg, old.exemptions.values(), DPID);
             let new_flows = compile(&cfg, snap.exemptions.values(), DPID);
             let cur = installed(&old_flows);

@@ -14,7 +14,10 @@ use std::time::Duration;
 use port25_api::auth::parse_sha256_hex;
 use port25_api::{ApiToken, Role, Tokens};
 use port25_controller::session::SessionConfig;
-use port25_rules::{CookieSpace, Forward, PolicyConfig};
+use port25_controller::tls::TlsFiles;
+use port25_rules::{CookieSpace, Dpid, Forward, PolicyConfig};
+
+use crate::daemon::TlsListen;
 use serde::Deserialize;
 
 /// The whole file.
@@ -31,25 +34,85 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OpenFlowSection {
-    /// Where switches connect (`ovs-vsctl set-controller BR tcp:HOST:PORT`).
-    pub listen: SocketAddr,
+    /// Where switches connect (`ovs-vsctl set-controller BR tcp:HOST:PORT`);
+    /// `"none"` turns plain TCP off.
+    pub listen: Listen,
+    /// TLS listener (`ssl:HOST:PORT` targets); needs the three files below.
+    pub tls_listen: Option<SocketAddr>,
+    /// Our certificate chain (PEM).
+    pub tls_cert: Option<PathBuf>,
+    /// Our private key (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// CA certificate(s) (PEM) that switch certificates must chain to.
+    pub tls_client_ca: Option<PathBuf>,
+    /// When set, only these datapath ids are served (16 hex digits each).
+    pub allow_dpids: Option<Vec<String>>,
+    /// Serve switches that speak only OpenFlow 1.0 (IPv4 policy only).
+    pub allow_openflow10: bool,
     pub echo_interval_secs: u64,
     pub idle_timeout_secs: u64,
     pub handshake_timeout_secs: u64,
     pub request_timeout_secs: u64,
+    /// Full read-back of in-sync switches every this many seconds, to
+    /// repair drift; 0 turns it off.
+    pub audit_interval_secs: u64,
     pub max_switches: usize,
 }
 
 impl Default for OpenFlowSection {
     fn default() -> Self {
         OpenFlowSection {
-            listen: "0.0.0.0:6653".parse().expect("literal address"),
+            listen: Listen::On("0.0.0.0:6653".parse().expect("literal address")),
+            tls_listen: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            allow_dpids: None,
+            allow_openflow10: true,
             echo_interval_secs: 5,
             idle_timeout_secs: 15,
             handshake_timeout_secs: 10,
             request_timeout_secs: 30,
+            audit_interval_secs: 300,
             max_switches: 4096,
         }
+    }
+}
+
+/// A listen address, or `none` to turn a listener off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listen {
+    Off,
+    On(SocketAddr),
+}
+
+impl Listen {
+    pub fn addr(&self) -> Option<SocketAddr> {
+        match self {
+            Listen::Off => None,
+            Listen::On(a) => Some(*a),
+        }
+    }
+}
+
+impl std::str::FromStr for Listen {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Listen, String> {
+        if s.trim().eq_ignore_ascii_case("none") {
+            return Ok(Listen::Off);
+        }
+        s.trim()
+            .parse()
+            .map(Listen::On)
+            .map_err(|_| format!("'{s}' is neither \"none\" nor an address such as 0.0.0.0:6653"))
+    }
+}
+
+impl<'de> Deserialize<'de> for Listen {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Listen, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -185,6 +248,49 @@ impl Config {
         Ok(cfg)
     }
 
+    /// The TLS listener, if configured, with every file it needs.
+    ///
+    /// # Errors
+    /// A TLS listener without its certificate, key or client CA, or files
+    /// given without a listener.
+    pub fn tls_listen(&self) -> Result<Option<TlsListen>, ConfigError> {
+        let o = &self.openflow;
+        let files = [
+            ("openflow.tls_cert", &o.tls_cert),
+            ("openflow.tls_key", &o.tls_key),
+            ("openflow.tls_client_ca", &o.tls_client_ca),
+        ];
+        match o.tls_listen {
+            None => {
+                if let Some((key, _)) = files.iter().find(|(_, v)| v.is_some()) {
+                    return Err(ConfigError::Invalid {
+                        key: (*key).into(),
+                        reason: "is set but openflow.tls_listen (--openflow-tls-listen) is not".into(),
+                    });
+                }
+                Ok(None)
+            }
+            Some(addr) => {
+                for (key, v) in files {
+                    if v.is_none() {
+                        return Err(ConfigError::Invalid {
+                            key: key.into(),
+                            reason: "is required with openflow.tls_listen (mutual TLS needs our certificate, our key and the CA that signs switch certificates)".into(),
+                        });
+                    }
+                }
+                Ok(Some(TlsListen {
+                    addr,
+                    files: TlsFiles {
+                        cert: o.tls_cert.clone().unwrap_or_default(),
+                        key: o.tls_key.clone().unwrap_or_default(),
+                        client_ca: o.tls_client_ca.clone().unwrap_or_default(),
+                    },
+                }))
+            }
+        }
+    }
+
     /// Session tunables, validated.
     ///
     /// # Errors
@@ -213,7 +319,34 @@ impl Config {
         if o.max_switches == 0 {
             return Err(invalid("openflow.max_switches", "must be at least 1"));
         }
+        let allow_dpids = match &o.allow_dpids {
+            None => None,
+            Some(list) => {
+                let mut set = std::collections::BTreeSet::new();
+                for (i, d) in list.iter().enumerate() {
+                    let dpid: Dpid = d.parse().map_err(|e: port25_rules::model::DpidError| ConfigError::Invalid {
+                        key: "openflow.allow_dpids".into(),
+                        reason: format!("item {i}: {e}"),
+                    })?;
+                    set.insert(dpid);
+                }
+                Some(std::sync::Arc::new(set))
+            }
+        };
+        let audit_interval = match o.audit_interval_secs {
+            0 => None,
+            n if n > 86_400 => {
+                return Err(ConfigError::Invalid {
+                    key: "openflow.audit_interval_secs".into(),
+                    reason: format!("{n} is out of range (0 to turn off, or 1 to 86400 seconds)"),
+                })
+            }
+            n => Some(Duration::from_secs(n)),
+        };
         Ok(SessionConfig {
+            allow_openflow10: o.allow_openflow10,
+            audit_interval,
+            allow_dpids,
             policy: self.policy_config()?,
             echo_interval: Duration::from_secs(o.echo_interval_secs),
             idle_timeout: Duration::from_secs(o.idle_timeout_secs),
@@ -310,7 +443,7 @@ mod tests {
     #[test]
     fn empty_file_gives_defaults() {
         let c = Config::parse("").unwrap();
-        assert_eq!(c.openflow.listen.to_string(), "0.0.0.0:6653");
+        assert_eq!(c.openflow.listen, Listen::On("0.0.0.0:6653".parse().unwrap()));
         assert_eq!(c.api.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.policy_config().unwrap(), PolicyConfig::default());
     }
@@ -385,5 +518,42 @@ mod tests {
     fn idle_timeout_must_exceed_echo_interval() {
         let c = Config::parse("[openflow]\necho_interval_secs = 10\nidle_timeout_secs = 5\n").unwrap();
         assert!(c.session_config().unwrap_err().to_string().contains("idle_timeout_secs"));
+    }
+}
+
+#[cfg(test)]
+mod tls_tests {
+    use super::*;
+
+    #[test]
+    fn listen_none_turns_plain_off() {
+        let c = Config::parse("[openflow]\nlisten = \"none\"\n").unwrap();
+        assert_eq!(c.openflow.listen, Listen::Off);
+        assert!(Config::parse("[openflow]\nlisten = \"nowhere\"\n").unwrap_err().contains("none"));
+    }
+
+    #[test]
+    fn tls_needs_all_three_files() {
+        let c = Config::parse("[openflow]\ntls_listen = \"127.0.0.1:6654\"\ntls_cert = \"c.pem\"\n").unwrap();
+        let e = c.tls_listen().unwrap_err().to_string();
+        assert!(e.contains("openflow.tls_key"), "{e}");
+        let c = Config::parse("[openflow]\ntls_cert = \"c.pem\"\n").unwrap();
+        assert!(c.tls_listen().unwrap_err().to_string().contains("tls_listen"));
+        let c = Config::parse(
+            "[openflow]\ntls_listen = \"127.0.0.1:6654\"\ntls_cert = \"c\"\ntls_key = \"k\"\ntls_client_ca = \"ca\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.tls_listen().unwrap().unwrap().addr.port(), 6654);
+    }
+
+    #[test]
+    fn allowlist_is_parsed_and_bad_ids_are_named() {
+        let c =
+            Config::parse("[openflow]\nallow_dpids = [\"0000000000000001\", \"00:00:00:00:00:00:00:02\"]\n").unwrap();
+        let s = c.session_config().unwrap();
+        assert_eq!(s.allow_dpids.unwrap().len(), 2);
+        let c = Config::parse("[openflow]\nallow_dpids = [\"zz\"]\n").unwrap();
+        let e = c.session_config().unwrap_err().to_string();
+        assert!(e.contains("openflow.allow_dpids") && e.contains("zz"), "{e}");
     }
 }

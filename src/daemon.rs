@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use port25_api::{expiry, AppState, Tokens, Writer};
-use port25_controller::server;
+use port25_controller::server::{self, Transport};
 use port25_controller::session::{SessionConfig, Shared};
+use port25_controller::tls::{self, TlsFiles};
 use port25_controller::Fleet;
 use port25_rules::{AuditContext, ExemptionStore, SledStore, Snapshot};
 use tokio::net::TcpListener;
@@ -22,17 +23,31 @@ use tracing::{info, warn};
 /// Everything `run` needs, already validated.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub openflow_listen: SocketAddr,
+    /// Plain-TCP OpenFlow listener; `None` turns plain TCP off.
+    pub openflow_listen: Option<SocketAddr>,
+    /// TLS OpenFlow listener with mutual authentication, if any.
+    pub openflow_tls: Option<TlsListen>,
     pub api_listen: SocketAddr,
     pub data_dir: PathBuf,
     pub session: SessionConfig,
     pub max_switches: usize,
 }
 
+/// A TLS listener: where, and with which certificates.
+#[derive(Debug, Clone)]
+pub struct TlsListen {
+    pub addr: SocketAddr,
+    pub files: TlsFiles,
+}
+
 /// Addresses actually bound (port 0 in `Settings` picks a free port).
 #[derive(Debug, Clone, Copy)]
 pub struct Bound {
+    /// Where switches connect: the plain-TCP listener, or the TLS one when
+    /// plain TCP is off.
     pub openflow: SocketAddr,
+    /// The TLS listener, if configured.
+    pub openflow_tls: Option<SocketAddr>,
     pub api: SocketAddr,
 }
 
@@ -99,13 +114,43 @@ pub async fn run_with(
         info!(id = %e.id, subscriber = %e.subscriber, "exemption expired while port25d was down; revoked");
     }
 
-    let of_listener = TcpListener::bind(settings.openflow_listen).await.with_context(|| {
-        format!("cannot listen for switches on {} (set --openflow-listen)", settings.openflow_listen)
-    })?;
+    if settings.openflow_listen.is_none() && settings.openflow_tls.is_none() {
+        anyhow::bail!(
+            "no OpenFlow listener: --openflow-listen is none and no TLS listener is configured \
+             (set --openflow-tls-listen with --tls-cert, --tls-key and --tls-client-ca)"
+        );
+    }
+    let acceptor = match &settings.openflow_tls {
+        Some(t) => Some(tls::acceptor(&t.files).context("cannot set up TLS for switches")?),
+        None => None,
+    };
+    let of_listener = match settings.openflow_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen for switches on {addr} (set --openflow-listen)"))?,
+        ),
+        None => None,
+    };
+    let tls_listener =
+        match &settings.openflow_tls {
+            Some(t) => Some(TcpListener::bind(t.addr).await.with_context(|| {
+                format!("cannot listen for TLS switches on {} (set --openflow-tls-listen)", t.addr)
+            })?),
+            None => None,
+        };
     let api_listener = TcpListener::bind(settings.api_listen)
         .await
         .with_context(|| format!("cannot listen for the API on {} (set --api-listen)", settings.api_listen))?;
-    let bound = Bound { openflow: of_listener.local_addr()?, api: api_listener.local_addr()? };
+    let openflow_tls = match &tls_listener {
+        Some(l) => Some(l.local_addr()?),
+        None => None,
+    };
+    let openflow = match &of_listener {
+        Some(l) => l.local_addr()?,
+        None => openflow_tls.context("no OpenFlow listener")?,
+    };
+    let bound = Bound { openflow, openflow_tls, api: api_listener.local_addr()? };
 
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -116,7 +161,20 @@ pub async fn run_with(
         fleet: fleet.clone(),
         shutdown: token.clone(),
     };
-    let of_task = tokio::spawn(server::serve(of_listener, shared, tracker.clone(), settings.max_switches));
+    let mut of_tasks = Vec::new();
+    if let Some(l) = of_listener {
+        of_tasks.push(tokio::spawn(server::serve(l, shared.clone(), tracker.clone(), settings.max_switches)));
+    }
+    if let (Some(l), Some(acc)) = (tls_listener, acceptor) {
+        of_tasks.push(tokio::spawn(server::serve_with(
+            l,
+            Transport::Tls(acc),
+            shared.clone(),
+            tracker.clone(),
+            settings.max_switches,
+        )));
+    }
+    drop(shared);
 
     tracker.spawn(expiry::run(writer.clone(), token.clone().cancelled_owned()));
 
@@ -137,7 +195,9 @@ pub async fn run_with(
     tracker.close();
     let grace = Duration::from_secs(5);
     if tokio::time::timeout(grace, async {
-        let _ = of_task.await;
+        for t in of_tasks {
+            let _ = t.await;
+        }
         tracker.wait().await;
         let _ = api_task.await;
     })

@@ -233,7 +233,12 @@ fn a_refused_flow_mod_is_reported_for_that_switch_and_the_block_stays() {
     // The retry goes as ordered flow-mods: every drop, then the refusal.
     let st = wait_for(Duration::from_secs(15), || {
         let s = d.switch(&dpid)?;
-        (s["state"] == "degraded" && s["last_error"].is_string() && ours(&br).len() == 6).then_some(s)
+        let settled = s["state"] == "degraded"
+            && s["last_error"].is_string()
+            && s["flow_count"] == 6
+            && s["last_round"]["refused"] == 1
+            && ours(&br).len() == 6;
+        settled.then_some(s)
     })
     .unwrap_or_else(|| panic!("switch never reported degraded with the drops in place: {:?}", d.switch(&dpid)));
     let err = st["last_error"].as_str().unwrap();
@@ -250,9 +255,10 @@ fn a_refused_flow_mod_is_reported_for_that_switch_and_the_block_stays() {
 }
 
 #[test]
-fn an_openflow10_only_switch_is_refused_and_shown_as_refused() {
+fn an_openflow10_only_switch_is_refused_when_openflow10_is_off() {
     let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(dir.path());
+    let session = port25_controller::session::SessionConfig { allow_openflow10: false, ..Default::default() };
+    let d = Daemon::start_with(dir.path(), session);
     let br = Bridge::new("OpenFlow10");
     br.attach(d.bound.openflow);
     let st = wait_for(Duration::from_secs(15), || {
@@ -267,6 +273,74 @@ fn an_openflow10_only_switch_is_refused_and_shown_as_refused() {
 }
 
 #[test]
+fn an_openflow10_switch_enforces_ipv4_and_says_ipv6_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path());
+    let br = Bridge::new("OpenFlow10");
+    br.attach(d.bound.openflow);
+    let dpid = br.dpid_hex();
+    let st = d.wait_in_sync(&dpid);
+    assert_eq!(st["openflow_version"], "1.0", "{st}");
+    assert_eq!(st["ipv6_enforced"], false, "{st}");
+    assert_eq!(st["fragments_enforced"], false, "{st}");
+    assert_eq!(st["bundles"], false, "{st}");
+    // IPv4 drops and the catch-all; IPv6 and fragment flows cannot be
+    // expressed in 1.0. Every port match carries dl_type and nw_proto (the
+    // 1.0 errata), so these are tcp flows, not "all IP".
+    assert_eq!(
+        ours(&br),
+        vec![
+            "cookie=0x2525010000000001, priority=30000,tcp,tp_dst=25 actions=drop".to_string(),
+            "cookie=0x2525010000000002, priority=30000,tcp,tp_src=25 actions=drop".to_string(),
+            "cookie=0x2525010000000007, priority=0 actions=NORMAL".to_string(),
+        ]
+    );
+    let a = br.port_a();
+    let sub = "dl_dst=ff:ff:ff:ff:ff:ff";
+    let out25 = format!("in_port={a},{sub},tcp,nw_src=198.51.100.7,nw_dst=192.0.2.1,tp_src=40000,tp_dst=25");
+    assert_eq!(br.trace(&out25), DROP);
+    assert_eq!(
+        br.trace(&format!("in_port={a},{sub},tcp,nw_src=192.0.2.1,nw_dst=198.51.100.7,tp_src=25,tp_dst=40000")),
+        DROP
+    );
+    // Port 80 and 587 still flow: a careless 1.0 port match would drop all IP.
+    assert_ne!(
+        br.trace(&format!("in_port={a},{sub},tcp,nw_src=198.51.100.7,nw_dst=192.0.2.1,tp_src=40000,tp_dst=80")),
+        DROP
+    );
+    assert_ne!(
+        br.trace(&format!("in_port={a},{sub},tcp,nw_src=198.51.100.7,nw_dst=192.0.2.1,tp_src=40000,tp_dst=587")),
+        DROP
+    );
+    assert_ne!(
+        br.trace(&format!("in_port={a},{sub},udp,nw_src=198.51.100.7,nw_dst=192.0.2.1,udp_src=40000,udp_dst=25")),
+        DROP
+    );
+
+    // Exemptions work (IPv4); an IPv6 one is stored but has no flow here.
+    let id4 = d.grant("198.51.100.7/32");
+    let _id6 = d.grant("2001:db8::7/128");
+    let st = d.wait_in_sync(&dpid);
+    assert_eq!(st["flow_count"], 5, "{st}");
+    assert_eq!(ours(&br).len(), 5);
+    assert_ne!(br.trace(&out25), DROP, "exempted subscriber blocked on the 1.0 switch");
+    d.revoke(id4);
+    d.wait_in_sync(&dpid);
+    assert_eq!(br.trace(&out25), DROP);
+    assert_eq!(ours(&br).len(), 3);
+    // A restart converges by read-back (1.0 cannot filter by cookie) and
+    // changes nothing.
+    d.stop();
+    let d2 = Daemon::start(dir.path());
+    br.attach(d2.bound.openflow);
+    let st = d2.wait_in_sync(&dpid);
+    assert_eq!(st["last_round"]["added"], 0, "{st}");
+    assert_eq!(st["last_round"]["deleted"], 0, "{st}");
+    assert_eq!(ours(&br).len(), 3);
+    d2.stop();
+}
+
+#[test]
 fn a_large_table_is_read_back_across_many_multipart_replies() {
     use port25_rules::{AuditContext, ExemptionStore, NewExemption, Prefix, SledStore};
     let dir = tempfile::tempdir().unwrap();
@@ -277,9 +351,7 @@ fn a_large_table_is_read_back_across_many_multipart_replies() {
         for i in 0..3000u32 {
             let addr = std::net::Ipv4Addr::from(0xc633_6400u32 + i); // 198.51.100.0 + i
             let p = Prefix::host(addr.into());
-            store
-                .insert(NewExemption::new(p), &AuditContext::port25d(), time::OffsetDateTime::now_utc())
-                .unwrap();
+            store.insert(NewExemption::new(p), &AuditContext::port25d(), time::OffsetDateTime::now_utc()).unwrap();
         }
     }
     let d = Daemon::start(dir.path());
@@ -298,4 +370,38 @@ fn a_large_table_is_read_back_across_many_multipart_replies() {
     assert_eq!(st["last_round"]["deleted"], 0, "{st}");
     assert_eq!(st["last_round"]["complete"], true, "{st}");
     d2.stop();
+}
+
+#[test]
+fn the_periodic_audit_repairs_flows_deleted_by_hand() {
+    let dir = tempfile::tempdir().unwrap();
+    let session = port25_controller::session::SessionConfig {
+        audit_interval: Some(Duration::from_millis(500)),
+        ..Default::default()
+    };
+    let d = Daemon::start_with(dir.path(), session);
+    let br = Bridge::new("OpenFlow13");
+    br.attach(d.bound.openflow);
+    let dpid = br.dpid_hex();
+    d.wait_in_sync(&dpid);
+    let id = d.grant("198.51.100.5/32");
+    d.wait_in_sync(&dpid);
+    let want = ours(&br);
+    // An operator deletes the port-25 drop and the exemption by hand.
+    let del = |m: &str| {
+        let out = std::process::Command::new("ovs-ofctl")
+            .args(["-O", "OpenFlow13", "del-flows", "--strict", &br.name, m])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    del("priority=30000,tcp,tp_dst=25");
+    del("priority=40000,tcp,nw_src=198.51.100.5");
+    assert_eq!(ours(&br).len(), want.len() - 2);
+    wait_for(Duration::from_secs(10), || (ours(&br) == want).then_some(()))
+        .unwrap_or_else(|| panic!("drift not repaired: {:#?}", ours(&br)));
+    let st = d.switch(&dpid).unwrap();
+    assert_eq!(st["in_sync"], true, "{st}");
+    let _ = id;
+    d.stop();
 }

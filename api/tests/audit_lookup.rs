@@ -77,6 +77,7 @@ fn switch(session: u64, dpid: u64, in_sync: bool, version: u64) -> SwitchStatus 
         in_sync,
         policy_version: version,
         ipv6_enforced: true,
+        fragments_enforced: true,
         bundles: None,
         last_error: None,
         last_round: None,

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use port25::config::Config;
+use port25::config::{Config, Listen};
 use port25::daemon::{self, Settings};
 use tracing_subscriber::EnvFilter;
 
@@ -20,9 +20,24 @@ struct Args {
     /// TOML config file (see examples/port25d.toml). Without it, defaults apply.
     #[arg(long, value_name = "FILE", env = "PORT25_CONFIG")]
     config: Option<PathBuf>,
-    /// Address switches connect to [default: 0.0.0.0:6653].
-    #[arg(long, value_name = "ADDR", env = "PORT25_OPENFLOW_LISTEN")]
-    openflow_listen: Option<SocketAddr>,
+    /// Address switches connect to over plain TCP, or `none` to turn plain TCP off [default: 0.0.0.0:6653].
+    #[arg(long, value_name = "ADDR|none", env = "PORT25_OPENFLOW_LISTEN")]
+    openflow_listen: Option<Listen>,
+    /// Address switches connect to over TLS (`ssl:` targets). Needs --tls-cert, --tls-key and --tls-client-ca.
+    #[arg(long, value_name = "ADDR")]
+    openflow_tls_listen: Option<SocketAddr>,
+    /// Our certificate chain for TLS (PEM).
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// Our private key for TLS (PEM).
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// CA certificate(s) that switch certificates must chain to (PEM). A switch without one is refused.
+    #[arg(long, value_name = "FILE")]
+    tls_client_ca: Option<PathBuf>,
+    /// Serve only this datapath id (16 hex digits); repeat for more. Others are refused.
+    #[arg(long = "allow-dpid", value_name = "HEX")]
+    allow_dpid: Vec<String>,
     /// Address of the REST API [default: 127.0.0.1:8080]. A non-loopback address needs [[api.tokens]].
     #[arg(long, value_name = "ADDR", env = "PORT25_API_LISTEN")]
     api_listen: Option<SocketAddr>,
@@ -49,6 +64,21 @@ fn main() -> ExitCode {
     };
     if let Some(a) = args.openflow_listen {
         cfg.openflow.listen = a;
+    }
+    if let Some(a) = args.openflow_tls_listen {
+        cfg.openflow.tls_listen = Some(a);
+    }
+    if let Some(f) = args.tls_cert {
+        cfg.openflow.tls_cert = Some(f);
+    }
+    if let Some(f) = args.tls_key {
+        cfg.openflow.tls_key = Some(f);
+    }
+    if let Some(f) = args.tls_client_ca {
+        cfg.openflow.tls_client_ca = Some(f);
+    }
+    if !args.allow_dpid.is_empty() {
+        cfg.openflow.allow_dpids = Some(args.allow_dpid);
     }
     if let Some(a) = args.api_listen {
         cfg.api.listen = a;
@@ -83,8 +113,13 @@ fn main() -> ExitCode {
         println!("configuration OK");
         return ExitCode::SUCCESS;
     }
+    let openflow_tls = match cfg.tls_listen() {
+        Ok(t) => t,
+        Err(e) => return fail(&e.to_string()),
+    };
     let settings = Settings {
-        openflow_listen: cfg.openflow.listen,
+        openflow_listen: cfg.openflow.listen.addr(),
+        openflow_tls,
         api_listen: cfg.api.listen,
         data_dir: cfg.store.data_dir.clone(),
         session,

@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod private_ovs;
+
 pub mod fake;
 
 use std::io::{Read, Write};
@@ -204,13 +206,25 @@ impl Daemon {
     }
 
     pub fn start_full(data_dir: &Path, session: SessionConfig, tokens: Tokens) -> Daemon {
-        let settings = Settings {
-            openflow_listen: "127.0.0.1:0".parse().unwrap(),
-            api_listen: "127.0.0.1:0".parse().unwrap(),
-            data_dir: data_dir.to_owned(),
-            session,
-            max_switches: 64,
-        };
+        Daemon::start_settings_tokens(
+            Settings {
+                openflow_listen: Some("127.0.0.1:0".parse().unwrap()),
+                openflow_tls: None,
+                api_listen: "127.0.0.1:0".parse().unwrap(),
+                data_dir: data_dir.to_owned(),
+                session,
+                max_switches: 64,
+            },
+            tokens,
+        )
+    }
+
+    /// port25d with full settings (TLS listeners and the like), no API tokens.
+    pub fn start_settings(settings: Settings) -> Daemon {
+        Daemon::start_settings_tokens(settings, Tokens::default())
+    }
+
+    pub fn start_settings_tokens(settings: Settings, tokens: Tokens) -> Daemon {
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {

@@ -38,7 +38,8 @@ impl Daemon {
         let tokens = config.api_tokens().unwrap_or_else(|e| panic!("tokens refused: {e}\n{toml}"));
         let dir = tempfile::tempdir().expect("temp dir");
         let settings = Settings {
-            openflow_listen: "127.0.0.1:0".parse().unwrap(),
+            openflow_listen: Some("127.0.0.1:0".parse().unwrap()),
+            openflow_tls: None,
             api_listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: dir.path().to_owned(),
             session: SessionConfig::default(),

@@ -104,7 +104,9 @@ pub async fn serve_with(
                             match hs {
                                 Ok(Ok(tls)) => session::run(tls, peer, id, shared, admission).await,
                                 Ok(Err(e)) => refused(&refusals, peer, &e.to_string()),
-                                Err(_) => refused(&refusals, peer, &format!("TLS handshake not finished within {limit:?}")),
+                                Err(_) => {
+                                    refused(&refusals, peer, &format!("TLS handshake not finished within {limit:?}"))
+                                }
                             }
                         }
                     }

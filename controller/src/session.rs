@@ -188,7 +188,9 @@ impl Admission {
                 self.session = Some(p);
                 Ok(())
             }
-            Err(_) => Err(format!("too many switches: all {} session slots are taken (max_switches)", self.max_switches)),
+            Err(_) => {
+                Err(format!("too many switches: all {} session slots are taken (max_switches)", self.max_switches))
+            }
         }
     }
 }
@@ -561,7 +563,8 @@ impl Session {
                 }
                 None => format!("up to {}", version_name(frame.version)),
             };
-            let wanted = if cfg.allow_openflow10 { "1.3 or 1.0" } else { "1.3 (OpenFlow 1.0 is turned off: allow_openflow10)" };
+            let wanted =
+                if cfg.allow_openflow10 { "1.3 or 1.0" } else { "1.3 (OpenFlow 1.0 is turned off: allow_openflow10)" };
             let why = format!("switch offers OpenFlow {offered}; port25d requires {wanted}");
             let mut b = BytesMut::new();
             ofp::encode_error(
@@ -827,7 +830,13 @@ impl Session {
             // with that version's meanings (1.0 type 19 is a barrier reply,
             // 1.3 type 19 a multipart reply): skip it.
             if let Some(suppressed) = self.noisy.allow() {
-                warn!(version = frame.version, negotiated = self.version, msg_type = frame.msg_type, suppressed, "message in another OpenFlow version skipped");
+                warn!(
+                    version = frame.version,
+                    negotiated = self.version,
+                    msg_type = frame.msg_type,
+                    suppressed,
+                    "message in another OpenFlow version skipped"
+                );
             }
             return Ok(());
         }

@@ -35,11 +35,16 @@ pub enum TlsError {
 }
 
 fn certs(what: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let iter = CertificateDer::pem_file_iter(path)
-        .map_err(|e| TlsError::Read { what, path: path.to_owned(), reason: e.to_string() })?;
-    let certs: Vec<_> = iter
-        .collect::<Result<_, _>>()
-        .map_err(|e| TlsError::Read { what, path: path.to_owned(), reason: e.to_string() })?;
+    let iter = CertificateDer::pem_file_iter(path).map_err(|e| TlsError::Read {
+        what,
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let certs: Vec<_> = iter.collect::<Result<_, _>>().map_err(|e| TlsError::Read {
+        what,
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
     if certs.is_empty() {
         return Err(TlsError::Empty { what, path: path.to_owned(), expected: "PEM certificate" });
     }
@@ -72,6 +77,8 @@ pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
         .map_err(|e| TlsError::Config(e.to_string()))?
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key)
-        .map_err(|e| TlsError::Config(format!("certificate {} / key {}: {e}", files.cert.display(), files.key.display())))?;
+        .map_err(|e| {
+            TlsError::Config(format!("certificate {} / key {}: {e}", files.cert.display(), files.key.display()))
+        })?;
     Ok(TlsAcceptor::from(Arc::new(config)))
 }

@@ -4,7 +4,9 @@
 use std::process::Command;
 
 use bytes::BytesMut;
-use port25_controller::ofp::bundle::{encode_bundle_add, encode_bundle_ctrl, BundleCtrl, BUNDLE_ATOMIC, BUNDLE_ORDERED};
+use port25_controller::ofp::bundle::{
+    encode_bundle_add, encode_bundle_ctrl, BundleCtrl, BUNDLE_ATOMIC, BUNDLE_ORDERED,
+};
 use port25_controller::ofp::{encode_flow_mod, FlowMod, FlowModCommand, MatchSpec};
 use port25_rules::{Family, FlowAction, Match};
 

@@ -24,10 +24,10 @@ pub mod snapshot;
 pub mod store;
 pub mod table;
 
+pub use audit::{AuditAction, AuditContext, AuditEntry, AuditQuery};
 pub use compile::{compile, ConfigError, Forward, PolicyConfig};
 pub use decide::{decide, Packet, Verdict};
 pub use flow::{CookieKind, CookieSpace, FlowAction, FlowKey, FlowSpec, FragMatch, Fragment, Match};
 pub use model::{Dpid, Exemption, ExemptionId, Family, NewExemption, Prefix, PrefixError, Scope};
 pub use snapshot::Snapshot;
-pub use audit::{AuditAction, AuditContext, AuditEntry, AuditQuery};
 pub use store::{Change, Committed, ExemptionStore, MemStore, SledStore, StoreError};

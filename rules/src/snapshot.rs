@@ -65,11 +65,7 @@ impl Snapshot {
     /// id among those for that prefix that apply to `dpid` (the same
     /// choice `compile` makes when it deduplicates).
     pub fn owner(&self, prefix: &Prefix, dpid: Dpid) -> Option<&Exemption> {
-        self.by_prefix
-            .get(prefix)?
-            .iter()
-            .filter_map(|id| self.exemptions.get(id))
-            .find(|e| e.applies_to(dpid))
+        self.by_prefix.get(prefix)?.iter().filter_map(|id| self.exemptions.get(id)).find(|e| e.applies_to(dpid))
     }
 
     /// The next snapshot with one exemption added (or replaced).

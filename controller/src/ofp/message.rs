@@ -20,7 +20,9 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::error::need;
-use super::{begin_message, finish_message, msg_type, v10, v13, DecodeError, Frame, HEADER_LEN, MAX_FRAME, OFP10, OFP13};
+use super::{
+    begin_message, finish_message, msg_type, v10, v13, DecodeError, Frame, HEADER_LEN, MAX_FRAME, OFP10, OFP13,
+};
 
 /// A decoded message. Types beyond the version-independent Hello/Error/Echo
 /// are decoded from 1.3 and 1.0 frames (1.0 messages with a 1.3

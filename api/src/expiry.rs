@@ -59,7 +59,7 @@ pub async fn run(writer: Writer, shutdown: impl Future<Output = ()>) {
             }
             () = tokio::time::sleep(pause) => {}
         }
-        if next.map_or(true, |t| t > OffsetDateTime::now_utc()) {
+        if !matches!(next, Some(t) if t <= OffsetDateTime::now_utc()) {
             continue; // a bounded sleep ended, or the clock moved back
         }
         match writer.expire_due(AuditContext::port25d()).await {

@@ -133,10 +133,9 @@ impl AuditQuery {
     /// Whether an entry passes every filter except `before_seq` and `limit`
     /// (which the store applies while reading).
     pub fn matches(&self, e: &AuditEntry) -> bool {
-        // `map_or(true, ..)` rather than `is_none_or`: the workspace's
-        // rust-version is 1.80.
-        self.subscriber.as_ref().map_or(true, |q| e.subscriber.covers(q))
-            && self.since.map_or(true, |t| e.at >= t)
-            && self.action.map_or(true, |a| e.action == a)
+        // Not `is_none_or`: the workspace's rust-version is 1.80.
+        !matches!(&self.subscriber, Some(q) if !e.subscriber.covers(q))
+            && !matches!(self.since, Some(t) if e.at < t)
+            && !matches!(self.action, Some(a) if e.action != a)
     }
 }

@@ -595,4 +595,3 @@ fn finish_reply(out: &mut BytesMut, start: usize, more: bool) {
         out[start + 10..start + 12].copy_from_slice(&1u16.to_be_bytes());
     }
 }
-

@@ -56,6 +56,9 @@ pub struct OpenFlowSection {
     /// Full read-back of in-sync switches every this many seconds, to
     /// repair drift; 0 turns it off.
     pub audit_interval_secs: u64,
+    /// Poll the port-25 drop flows' packet and byte counters every this
+    /// many seconds; 0 turns polling off.
+    pub counters_interval_secs: u64,
     pub max_switches: usize,
 }
 
@@ -74,6 +77,7 @@ impl Default for OpenFlowSection {
             handshake_timeout_secs: 10,
             request_timeout_secs: 30,
             audit_interval_secs: 300,
+            counters_interval_secs: 15,
             max_switches: 4096,
         }
     }
@@ -343,7 +347,18 @@ impl Config {
             }
             n => Some(Duration::from_secs(n)),
         };
+        let counters_interval = match o.counters_interval_secs {
+            0 => None,
+            n if n > 86_400 => {
+                return Err(ConfigError::Invalid {
+                    key: "openflow.counters_interval_secs".into(),
+                    reason: format!("{n} is out of range (0 to turn off, or 1 to 86400 seconds)"),
+                })
+            }
+            n => Some(Duration::from_secs(n)),
+        };
         Ok(SessionConfig {
+            counters_interval,
             allow_openflow10: o.allow_openflow10,
             audit_interval,
             allow_dpids,

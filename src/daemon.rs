@@ -155,11 +155,15 @@ pub async fn run_with(
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
     let fleet = Fleet::new();
+    let metrics = port25_controller::Metrics::new();
+    let mut registry = prometheus_client::registry::Registry::default();
+    metrics.register(&mut registry, fleet.clone());
     let shared = Shared {
         cfg: Arc::new(settings.session.clone()),
         policy: policy_rx,
         fleet: fleet.clone(),
         shutdown: token.clone(),
+        metrics,
     };
     let mut of_tasks = Vec::new();
     if let Some(l) = of_listener {

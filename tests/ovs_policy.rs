@@ -405,3 +405,57 @@ fn the_periodic_audit_repairs_flows_deleted_by_hand() {
     let _ = id;
     d.stop();
 }
+
+/// An Ethernet/IPv4/TCP SYN as hex, for `ovs-ofctl packet-out`.
+fn syn_hex(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> String {
+    let mut p: Vec<u8> = vec![0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00];
+    let ip = [0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0];
+    p.extend_from_slice(&ip);
+    p.extend_from_slice(&src);
+    p.extend_from_slice(&dst);
+    p.extend_from_slice(&sport.to_be_bytes());
+    p.extend_from_slice(&dport.to_be_bytes());
+    p.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0]);
+    p.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn blocked_attempts_are_counted_per_switch_and_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let session = port25_controller::session::SessionConfig {
+        counters_interval: Some(Duration::from_millis(200)),
+        ..Default::default()
+    };
+    let d = Daemon::start_with(dir.path(), session);
+    let br = Bridge::new("OpenFlow13");
+    br.attach(d.bound.openflow);
+    let dpid = br.dpid_hex();
+    d.wait_in_sync(&dpid);
+    // Three SYNs to port 25 and one to 587 through the real pipeline.
+    let port = br.port_a();
+    for dport in [25, 25, 25, 587] {
+        let out = std::process::Command::new("ovs-ofctl")
+            .args([
+                "-O",
+                "OpenFlow13",
+                "packet-out",
+                &br.name,
+                &format!("in_port={port} packet={} actions=table", syn_hex([198, 51, 100, 9], [192, 0, 2, 1], 40000, dport)),
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let st = wait_for(Duration::from_secs(10), || {
+        let s = d.switch(&dpid)?;
+        let c = s["blocked"].as_array()?.iter().find(|c| c["rule"] == "tcp_dst_25_ipv4")?.clone();
+        (c["packets"] == 3).then_some(s)
+    })
+    .unwrap_or_else(|| panic!("blocked counter never reached 3: {:?}", d.switch(&dpid)));
+    let rules: Vec<&str> = st["blocked"].as_array().unwrap().iter().map(|c| c["rule"].as_str().unwrap()).collect();
+    assert_eq!(rules.len(), 6, "{st}");
+    let src = st["blocked"].as_array().unwrap().iter().find(|c| c["rule"] == "tcp_src_25_ipv4").unwrap();
+    assert_eq!(src["packets"], 0, "{st}");
+    assert!(st["blocked_at"].is_string());
+    d.stop();
+}

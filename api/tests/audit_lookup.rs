@@ -79,6 +79,8 @@ fn switch(session: u64, dpid: u64, in_sync: bool, version: u64) -> SwitchStatus 
         ipv6_enforced: true,
         fragments_enforced: true,
         bundles: None,
+        blocked: Vec::new(),
+        blocked_at: None,
         last_error: None,
         last_round: None,
         last_error_at: None,

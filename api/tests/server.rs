@@ -31,6 +31,8 @@ fn switch(session: u64, dpid: u64) -> SwitchStatus {
         fragments_enforced: true,
         last_error: None,
         bundles: None,
+        blocked: Vec::new(),
+        blocked_at: None,
         last_round: None,
         last_error_at: None,
     }
@@ -64,6 +66,8 @@ async fn switches_lists_the_fleet() {
             "ipv6_enforced": true,
             "fragments_enforced": true,
             "bundles": null,
+            "blocked": [],
+            "blocked_at": null,
             "last_round": null,
             "last_error": null,
             "last_error_at": null,

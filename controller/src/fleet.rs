@@ -65,6 +65,13 @@ pub struct SwitchStatus {
     /// unknown (null) until the first bundle, false after it refused one
     /// (port25d then uses ordered flow-mods and a barrier).
     pub bundles: Option<bool>,
+    /// Packets and bytes each port-25 drop flow has dropped on this
+    /// switch, as of the last poll (flow stats every
+    /// `counters_interval`): the count of blocked SMTP attempts.
+    pub blocked: Vec<BlockedCounter>,
+    /// When `blocked` was read.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub blocked_at: Option<OffsetDateTime>,
     /// What the last finished round did.
     pub last_round: Option<RoundSummary>,
     /// The last error from or about this switch, if any.
@@ -72,6 +79,15 @@ pub struct SwitchStatus {
     /// When `last_error` happened.
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_error_at: Option<OffsetDateTime>,
+}
+
+/// One drop flow's counters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BlockedCounter {
+    /// Which drop rule, e.g. `tcp_dst_25_ipv4`.
+    pub rule: &'static str,
+    pub packets: u64,
+    pub bytes: u64,
 }
 
 /// What one reconciliation round did to a switch.

@@ -7,14 +7,17 @@
 //! - [`server`]: the listeners (TCP, TLS) that give each connection a session.
 //! - [`tls`]: the mutual-TLS acceptor for `ssl:` switches.
 //! - [`fleet`]: the shared, read-only view of every switch for the API.
+//! - [`metrics`]: Prometheus counters, histograms and fleet gauges.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
 pub mod fleet;
+pub mod metrics;
 pub mod ofp;
 pub mod reconcile;
 pub mod server;
 pub mod session;
 pub mod tls;
 
-pub use fleet::{Fleet, RoundSummary, SwitchState, SwitchStatus};
+pub use fleet::{BlockedCounter, Fleet, RoundSummary, SwitchState, SwitchStatus};
+pub use metrics::Metrics;

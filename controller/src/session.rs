@@ -48,7 +48,8 @@ use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn, Instrument};
 
-use crate::fleet::{Fleet, RoundSummary, SwitchState, SwitchStatus};
+use crate::fleet::{BlockedCounter, Fleet, RoundSummary, SwitchState, SwitchStatus};
+use crate::metrics::Metrics;
 use crate::ofp::bundle::{self, BundleCtrl};
 use crate::ofp::{self, msg_type, DecodeError, FlowMod, FlowModCommand, Frame, MatchSpec, Message, OfpCodec};
 use crate::reconcile::{self, Change, Installed, Plan};
@@ -84,6 +85,10 @@ pub struct SessionConfig {
     /// Serve switches that speak only OpenFlow 1.0. They enforce the IPv4
     /// policy only: 1.0 cannot match IPv6 ports or IP fragments.
     pub allow_openflow10: bool,
+    /// How often the packet and byte counters of the port-25 drop flows
+    /// are read from the switch (for `/v1/switches` and metrics). `None`
+    /// turns polling off.
+    pub counters_interval: Option<Duration>,
     /// How often an in-sync switch is read back in full anyway, to find
     /// and repair drift (flows deleted or changed by hand, a switch that
     /// lost flows without reconnecting). Each session adds up to 10 %
@@ -105,6 +110,7 @@ impl Default for SessionConfig {
             max_readback_flows: 4_000_000,
             allow_dpids: None,
             allow_openflow10: true,
+            counters_interval: Some(Duration::from_secs(15)),
             audit_interval: Some(Duration::from_secs(300)),
         }
     }
@@ -117,6 +123,7 @@ pub struct Shared {
     pub policy: watch::Receiver<Arc<Snapshot>>,
     pub fleet: Fleet,
     pub shutdown: CancellationToken,
+    pub metrics: Arc<Metrics>,
 }
 
 /// Why a session ended.
@@ -218,6 +225,8 @@ pub async fn run<S: SwitchStream>(stream: S, peer: SocketAddr, id: u64, shared: 
             ipv6_enforced: false,
             fragments_enforced: false,
             bundles: None,
+            blocked: Vec::new(),
+            blocked_at: None,
             last_round: None,
             last_error: None,
             last_error_at: None,
@@ -343,6 +352,8 @@ enum Round {
 }
 
 struct Applying {
+    /// `full` (after a read-back) or `delta`.
+    kind: &'static str,
     barrier_xid: u32,
     deadline: Instant,
     /// The snapshot the switch holds once this round is confirmed.
@@ -403,6 +414,10 @@ struct Session {
     noisy: RateLimit,
     /// When the next full read-back of an in-sync switch is due.
     audit_at: Option<Instant>,
+    /// When the drop-flow counters are next polled.
+    counters_at: Option<Instant>,
+    /// The counters poll in flight: its xid and what has arrived.
+    counters: Option<(u32, Vec<BlockedCounter>)>,
     backoff: Duration,
     /// Whether the switch accepts bundles: unknown until the first try;
     /// `Some(false)` after it refused one, then rounds use ordered
@@ -432,6 +447,8 @@ impl Session {
             retry_at: None,
             noisy: RateLimit::new(5),
             audit_at: None,
+            counters_at: None,
+            counters: None,
             backoff,
             bundles: None,
             next_bundle: 1,
@@ -477,6 +494,7 @@ impl Session {
             };
             let retry_at = self.retry_at;
             let audit_at = self.audit_at;
+            let counters_at = self.counters_at;
             let shutdown = self.shared.shutdown.clone();
             let res = tokio::select! {
                 _ = shutdown.cancelled() => return SessionEnd::Shutdown,
@@ -506,6 +524,9 @@ impl Session {
                     self.retry_at = None;
                     self.pending = true;
                     Ok(())
+                }
+                _ = sleep_until(counters_at.unwrap_or_else(far_future)), if counters_at.is_some() => {
+                    self.poll_counters().await
                 }
                 _ = sleep_until(audit_at.unwrap_or_else(far_future)), if audit_at.is_some() => {
                     // Forget what we believe the switch holds: the next
@@ -684,7 +705,7 @@ impl Session {
                         !v10 || ofp::v10::match_to_v10(&f.matcher).is_ok()
                     });
                 let flows_after = usize::try_from(self.flow_count as i64 + delta).unwrap_or(0);
-                return self.send_round(plan, true, current, flows_after, started).await;
+                return self.send_round("delta", plan, true, current, flows_after, started).await;
             }
             debug!(from = synced.version, to = current.version, "change log does not reach back; full round");
         }
@@ -737,12 +758,13 @@ impl Session {
         }
         let flows_after = desired.len() + plan.deletions_withheld;
         drop(desired);
-        self.send_round(plan, complete, snap, flows_after, started).await
+        self.send_round("full", plan, complete, snap, flows_after, started).await
     }
 
     /// Send a plan's changes, then a barrier.
     async fn send_round(
         &mut self,
+        kind: &'static str,
         plan: Plan,
         complete: bool,
         snap: Arc<Snapshot>,
@@ -809,6 +831,7 @@ impl Session {
             );
         }
         self.round = Some(Round::Apply(Applying {
+            kind,
             barrier_xid,
             deadline: Instant::now() + self.shared.cfg.request_timeout,
             snapshot: snap,
@@ -858,6 +881,10 @@ impl Session {
             }
         };
         match msg {
+            Message::MultipartReply(mp) if self.counters.as_ref().is_some_and(|(x, _)| *x == frame.xid) => {
+                self.on_counters(mp);
+                Ok(())
+            }
             Message::MultipartReply(mp) => {
                 let max = self.shared.cfg.max_readback_flows;
                 let cfg = self.shared.cfg.policy;
@@ -965,6 +992,7 @@ impl Session {
                     self.shared.fleet.update(self.id, |s| s.bundles = Some(false));
                 } else {
                     error!(error = %what, "switch refused a bundle; nothing in it took effect");
+                    self.shared.metrics.error(self.dpid, &what, err_type, code);
                     let first = a.errors.first().map(|e| format!("; first refused change: {e}")).unwrap_or_default();
                     let msg = format!("switch refused a bundle of {} changes ({what}){first}", a.plan.changes.len());
                     a.errors.push(format!("bundle refused: {what}"));
@@ -985,6 +1013,7 @@ impl Session {
                         return Ok(());
                     }
                     error!(error = %what, %flow, "switch refused a flow-mod");
+                    self.shared.metrics.error(self.dpid, &what, err_type, code);
                     a.errors.push(format!("{what}: {flow}"));
                     a.refused.push(idx);
                     let msg = format!("switch refused a flow-mod ({what}): {flow}");
@@ -1006,10 +1035,67 @@ impl Session {
         if let Some(suppressed) = self.noisy.allow() {
             warn!(error = %what, xid, data_len = data.len(), suppressed, "switch reported an error for no pending request; will verify its table");
         }
+        self.shared.metrics.error(self.dpid, &what, err_type, code);
         self.note_error(format!("switch reported {what} (xid {xid})"));
         self.synced = None;
         self.pending = true;
         Ok(())
+    }
+
+    /// Ask the switch for the counters of our base flows.
+    async fn poll_counters(&mut self) -> Result<(), SessionEnd> {
+        self.counters_at = self.shared.cfg.counters_interval.map(|every| Instant::now() + every);
+        if self.counters.is_some() {
+            // The last poll was never answered in full: give up on it.
+            self.counters = None;
+        }
+        let cfg = self.shared.cfg.policy;
+        let xid = self.xid();
+        let mut b = BytesMut::new();
+        if self.version == ofp::OFP10 {
+            ofp::v10::encode_flow_stats_request(&mut b, xid, cfg.table);
+        } else {
+            // Prefix and kind: our base flows only.
+            let value = cfg.cookies.base(0);
+            ofp::encode_flow_stats_request(&mut b, xid, cfg.table, value, 0xffff_ff00_0000_0000);
+        }
+        self.counters = Some((xid, Vec::new()));
+        self.send(b).await
+    }
+
+    fn on_counters(&mut self, mp: ofp::MultipartReply) {
+        let cookies = self.shared.cfg.policy.cookies;
+        let Some((_, acc)) = self.counters.as_mut() else { return };
+        let mut add = |cookie: u64, packets: u64, bytes: u64| {
+            if let Some(port25_rules::CookieKind::Base(rule)) = cookies.parse(cookie) {
+                if let Some(name) = port25_rules::compile::drop_rule_name(rule) {
+                    acc.push(BlockedCounter { rule: name, packets, bytes });
+                }
+            }
+        };
+        match mp.body {
+            ofp::MultipartBody::Flow(records) => {
+                for r in records {
+                    add(r.cookie, r.packet_count, r.byte_count);
+                }
+            }
+            ofp::MultipartBody::Flow10(records) => {
+                for r in records {
+                    add(r.cookie, r.packet_count, r.byte_count);
+                }
+            }
+            _ => {}
+        }
+        if !mp.more {
+            if let Some((_, mut acc)) = self.counters.take() {
+                acc.sort_by_key(|c| c.rule);
+                let now = OffsetDateTime::now_utc();
+                self.shared.fleet.update(self.id, |s| {
+                    s.blocked = acc;
+                    s.blocked_at = Some(now);
+                });
+            }
+        }
     }
 
     fn note_error(&self, msg: String) {
@@ -1093,8 +1179,15 @@ impl Session {
             elapsed_ms,
         };
         self.shared.fleet.update(self.id, |s| s.last_round = Some(summary));
+        self.shared.metrics.round(a.kind, ok, a.started.elapsed().as_secs_f64());
         if ok {
             self.synced = Some(a.snapshot);
+            if self.counters_at.is_none() && self.counters.is_none() {
+                if let Some(every) = self.shared.cfg.counters_interval {
+                    // The first poll soon after the first sync, then every interval.
+                    self.counters_at = Some(Instant::now() + every.min(Duration::from_secs(1)));
+                }
+            }
             if self.audit_at.is_none() {
                 if let Some(every) = self.shared.cfg.audit_interval {
                     // Up to 10 % jitter, from the session id: deterministic

@@ -131,6 +131,20 @@ mod rule {
     pub const DEFAULT_FORWARD: u64 = 7;
 }
 
+/// The name of a base drop rule (the value part of its cookie), for
+/// counters and logs; `None` for the catch-all and unknown numbers.
+pub fn drop_rule_name(rule: u64) -> Option<&'static str> {
+    Some(match rule {
+        rule::DROP_TCP_DST_25_V4 => "tcp_dst_25_ipv4",
+        rule::DROP_TCP_SRC_25_V4 => "tcp_src_25_ipv4",
+        rule::DROP_TCP_FRAG_V4 => "tcp_fragments_ipv4",
+        rule::DROP_TCP_DST_25_V6 => "tcp_dst_25_ipv6",
+        rule::DROP_TCP_SRC_25_V6 => "tcp_src_25_ipv6",
+        rule::DROP_TCP_FRAG_V6 => "tcp_fragments_ipv6",
+        _ => return None,
+    })
+}
+
 /// The base flows every switch gets: port-25 drops for both families and
 /// the catch-all forwarding flow.
 pub fn base_flows(cfg: &PolicyConfig) -> Vec<FlowSpec> {

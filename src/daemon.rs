@@ -158,13 +158,7 @@ pub async fn run_with(
     let metrics = port25_controller::Metrics::new();
     let mut registry = prometheus_client::registry::Registry::default();
     metrics.register(&mut registry, fleet.clone());
-    let shared = Shared {
-        cfg: Arc::new(settings.session.clone()),
-        policy: policy_rx,
-        fleet: fleet.clone(),
-        shutdown: token.clone(),
-        metrics,
-    };
+    let shared = Shared::new(settings.session.clone(), policy_rx, fleet.clone(), token.clone(), metrics);
     let mut of_tasks = Vec::new();
     if let Some(l) = of_listener {
         of_tasks.push(tokio::spawn(server::serve(l, shared.clone(), tracker.clone(), settings.max_switches)));

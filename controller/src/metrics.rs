@@ -124,7 +124,8 @@ impl Collector for FleetCollector {
             }
         }
         let g = ConstGauge::new(0i64);
-        let mut m = encoder.encode_descriptor("port25_switches", "Switch connections by state", None, g.metric_type())?;
+        let mut m =
+            encoder.encode_descriptor("port25_switches", "Switch connections by state", None, g.metric_type())?;
         for (state, n) in &by_state {
             let labels = vec![("state", (*state).to_owned())];
             ConstGauge::new(*n).encode(m.encode_family(&labels)?)?;

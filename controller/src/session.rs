@@ -124,6 +124,67 @@ pub struct Shared {
     pub fleet: Fleet,
     pub shutdown: CancellationToken,
     pub metrics: Arc<Metrics>,
+    /// Full rounds (read-back, compile, plan, send) running at once, across
+    /// all switches. Each holds a few MB while it runs and works the CPU;
+    /// a thousand switches connecting together queue here instead of all
+    /// at once, so memory stays bounded and the API stays responsive.
+    /// Delta rounds do not take a permit.
+    pub full_rounds: Arc<tokio::sync::Semaphore>,
+    /// The last compiled flow set, shared by every switch it applies to.
+    pub compiled: Arc<std::sync::Mutex<Option<Compiled>>>,
+}
+
+impl Shared {
+    /// Everything a session needs, with the default limit on concurrent
+    /// full rounds (twice the CPUs, at least 4).
+    pub fn new(
+        cfg: SessionConfig,
+        policy: watch::Receiver<Arc<Snapshot>>,
+        fleet: Fleet,
+        shutdown: CancellationToken,
+        metrics: Arc<Metrics>,
+    ) -> Shared {
+        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        Shared {
+            cfg: Arc::new(cfg),
+            policy,
+            fleet,
+            shutdown,
+            metrics,
+            full_rounds: Arc::new(tokio::sync::Semaphore::new((cpus * 2).max(4))),
+            compiled: Arc::default(),
+        }
+    }
+
+    /// The flows for `dpid` under `snap`: compiled once per snapshot and
+    /// shared, unless some exemption is scoped to particular switches
+    /// (then per switch).
+    fn desired(&self, snap: &Snapshot, dpid: Dpid) -> Arc<Vec<port25_rules::FlowSpec>> {
+        // A std Mutex: held only to look up or store an Arc, never across
+        // an await; the compile itself runs outside the lock.
+        if let Some(c) = self.compiled.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            if c.version == snap.version && (c.dpid.is_none() || c.dpid == Some(dpid)) {
+                return c.flows.clone();
+            }
+        }
+        let flows = Arc::new(compile(&self.cfg.policy, snap.exemptions.values(), dpid));
+        let shared = snap.exemptions.values().all(|e| e.switches == port25_rules::Scope::All);
+        *self.compiled.lock().unwrap_or_else(|p| p.into_inner()) = Some(Compiled {
+            version: snap.version,
+            dpid: if shared { None } else { Some(dpid) },
+            flows: flows.clone(),
+        });
+        flows
+    }
+}
+
+/// A compiled flow set and what it is valid for.
+#[derive(Debug)]
+pub struct Compiled {
+    version: u64,
+    /// `None`: valid for every switch (no scoped exemption).
+    dpid: Option<Dpid>,
+    flows: Arc<Vec<port25_rules::FlowSpec>>,
 }
 
 /// Why a session ended.
@@ -416,6 +477,10 @@ struct Session {
     audit_at: Option<Instant>,
     /// When the drop-flow counters are next polled.
     counters_at: Option<Instant>,
+    /// A full round is due but waits for a permit.
+    want_full: bool,
+    /// The permit of the full round in progress.
+    full_permit: Option<tokio::sync::OwnedSemaphorePermit>,
     /// The counters poll in flight: its xid and what has arrived.
     counters: Option<(u32, Vec<BlockedCounter>)>,
     backoff: Duration,
@@ -449,6 +514,8 @@ impl Session {
             audit_at: None,
             counters_at: None,
             counters: None,
+            want_full: false,
+            full_permit: None,
             backoff,
             bundles: None,
             next_bundle: 1,
@@ -495,6 +562,8 @@ impl Session {
             let retry_at = self.retry_at;
             let audit_at = self.audit_at;
             let counters_at = self.counters_at;
+            let wait_permit = self.want_full && self.full_permit.is_none();
+            let permits = self.shared.full_rounds.clone();
             let shutdown = self.shared.shutdown.clone();
             let res = tokio::select! {
                 _ = shutdown.cancelled() => return SessionEnd::Shutdown,
@@ -522,6 +591,13 @@ impl Session {
                 }
                 _ = sleep_until(retry_at.unwrap_or_else(far_future)), if retry_at.is_some() => {
                     self.retry_at = None;
+                    self.pending = true;
+                    Ok(())
+                }
+                permit = permits.acquire_owned(), if wait_permit => {
+                    // Closed only if the daemon is going away; go on without.
+                    self.full_permit = permit.ok();
+                    self.want_full = false;
                     self.pending = true;
                     Ok(())
                 }
@@ -709,6 +785,11 @@ impl Session {
             }
             debug!(from = synced.version, to = current.version, "change log does not reach back; full round");
         }
+        if self.full_permit.is_none() {
+            self.want_full = true;
+            self.set_state(SwitchState::Syncing, false);
+            return Ok(());
+        }
         {
             let cfg = self.shared.cfg.policy;
             let mut b = BytesMut::new();
@@ -747,9 +828,11 @@ impl Session {
         };
         let started = Instant::now();
         let snap = self.shared.policy.borrow().clone();
-        let mut desired = compile(&self.shared.cfg.policy, snap.exemptions.values(), dpid);
+        let mut desired = self.shared.desired(&snap, dpid);
         if self.version == ofp::OFP10 {
-            desired.retain(|f| ofp::v10::match_to_v10(&f.matcher).is_ok());
+            let mut v = (*desired).clone();
+            v.retain(|f| ofp::v10::match_to_v10(&f.matcher).is_ok());
+            desired = Arc::new(v);
         }
         let plan = reconcile::plan(&base, &desired, complete);
         drop(base);
@@ -788,7 +871,11 @@ impl Session {
         };
         let first_xid = self.next_xid;
         let mut inner = BytesMut::with_capacity(512);
-        for change in &plan.changes {
+        for (n, change) in plan.changes.iter().enumerate() {
+            if n % 1024 == 1023 {
+                // Let other sessions and the API run between batches.
+                tokio::task::yield_now().await;
+            }
             let xid = self.xid();
             match &bundle {
                 None if self.version == ofp::OFP10 => encode_change_v10(&mut buf, xid, change),
@@ -1129,6 +1216,7 @@ impl Session {
     /// The barrier reply arrived: every change before it has been processed.
     fn finish_apply(&mut self) {
         let Some(Round::Apply(mut a)) = self.round.take() else { return };
+        self.full_permit = None;
         if let Some(b) = &a.bundle {
             if !b.committed && !b.failed {
                 // A barrier reply after a commit without its reply: the
@@ -1178,7 +1266,6 @@ impl Session {
             complete: a.complete,
             elapsed_ms,
         };
-        self.shared.fleet.update(self.id, |s| s.last_round = Some(summary));
         self.shared.metrics.round(a.kind, ok, a.started.elapsed().as_secs_f64());
         if ok {
             self.synced = Some(a.snapshot);
@@ -1197,7 +1284,7 @@ impl Session {
                 }
             }
             self.backoff = self.shared.cfg.retry_min;
-            if !a.plan.changes.is_empty() {
+            if a.kind == "full" {
                 info!(
                     version = version,
                     added = a.plan.adds(),
@@ -1207,8 +1294,13 @@ impl Session {
                     elapsed_ms,
                     "switch in sync"
                 );
+            } else {
+                // One line per switch per grant is too many at a thousand
+                // switches; the API and metrics show deltas.
+                debug!(version, added = a.plan.adds(), deleted = a.plan.deletes(), flows, elapsed_ms, "switch in sync");
             }
             self.shared.fleet.update(self.id, |s| {
+                s.last_round = Some(summary);
                 s.state = SwitchState::InSync;
                 s.in_sync = true;
                 s.policy_version = version;
@@ -1228,6 +1320,7 @@ impl Session {
             );
             self.backoff = (self.backoff * 2).min(self.shared.cfg.retry_max);
             self.shared.fleet.update(self.id, |s| {
+                s.last_round = Some(summary);
                 s.state = SwitchState::Degraded;
                 s.in_sync = false;
                 s.flow_count = flows;

@@ -440,7 +440,10 @@ fn blocked_attempts_are_counted_per_switch_and_rule() {
                 "OpenFlow13",
                 "packet-out",
                 &br.name,
-                &format!("in_port={port} packet={} actions=table", syn_hex([198, 51, 100, 9], [192, 0, 2, 1], 40000, dport)),
+                &format!(
+                    "in_port={port} packet={} actions=table",
+                    syn_hex([198, 51, 100, 9], [192, 0, 2, 1], 40000, dport)
+                ),
             ])
             .output()
             .unwrap();

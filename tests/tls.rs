@@ -51,8 +51,10 @@ impl Pki {
 
 fn tls_daemon(data: &std::path::Path, pki: &Pki, allow: Option<Vec<u64>>) -> Daemon {
     let (cert, key) = pki.leaf("port25d");
-    let mut session = SessionConfig::default();
-    session.allow_dpids = allow.map(|v| Arc::new(v.into_iter().map(port25_rules::Dpid).collect()));
+    let session = SessionConfig {
+        allow_dpids: allow.map(|v| Arc::new(v.into_iter().map(port25_rules::Dpid).collect())),
+        ..SessionConfig::default()
+    };
     Daemon::start_settings(Settings {
         openflow_listen: None,
         openflow_tls: Some(TlsListen {
@@ -132,11 +134,8 @@ fn a_client_without_a_certificate_is_refused() {
     let d = tls_daemon(data.path(), &pki, None);
     // A TLS client that trusts the daemon but has no certificate.
     let mut roots = rustls::RootCertStore::empty();
-    let ca_der = rustls_pki_types::CertificateDer::from(
-        rustls_pki_types::pem::PemObject::from_pem_slice(pki.ca_pem.as_bytes())
-            .map(|c: rustls_pki_types::CertificateDer<'_>| c.into_owned())
-            .unwrap(),
-    );
+    let ca_der: rustls_pki_types::CertificateDer<'static> =
+        rustls_pki_types::pem::PemObject::from_pem_slice(pki.ca_pem.as_bytes()).unwrap();
     roots.add(ca_der).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let cfg = rustls::ClientConfig::builder_with_provider(provider)

@@ -192,7 +192,10 @@ proptest! {
     }
 }
 
-fn snapshot_strategy() -> impl Strategy<Value = (Vec<Exemption>, Vec<Vec<(bool, usize, u8)>>)> {
+/// Batches of (add?, pool index, scope kind).
+type Batches = Vec<Vec<(bool, usize, u8)>>;
+
+fn snapshot_strategy() -> impl Strategy<Value = (Vec<Exemption>, Batches)> {
     // A starting set, then batches of (add?, pool index, scope kind).
     (
         set_strategy(),

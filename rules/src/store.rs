@@ -341,11 +341,11 @@ impl SledStore {
         let db = loop {
             match sled::Config::new().path(dir).mode(sled::Mode::HighThroughput).open() {
                 Ok(db) => break db,
-                Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock && attempt < 20 => {
+                Err(sled::Error::Io(e)) if is_lock_busy(&e) && attempt < 20 => {
                     attempt += 1;
                     std::thread::sleep(std::time::Duration::from_millis(50));
                 }
-                Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                Err(sled::Error::Io(e)) if is_lock_busy(&e) => {
                     return Err(StoreError::Io(format!(
                         "cannot open {}: another port25d (or another process) holds its lock",
                         dir.display()
@@ -389,6 +389,13 @@ impl SledStore {
         // half-done in memory (sled's transaction is all or nothing).
         self.write.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// Whether opening failed because another handle holds the file lock.
+/// sled reports that either as a plain `WouldBlock` or wrapped in an
+/// error of its own kind whose text says so.
+fn is_lock_busy(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("could not acquire lock")
 }
 
 fn key_to_id(key: &[u8]) -> Option<u64> {

@@ -144,7 +144,8 @@ fn sled_audit_survives_reopen_and_keeps_counting() {
 fn sled_opens_a_schema_1_store_with_old_records() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let db = sled::open(dir.path()).unwrap();
+        // No flusher thread: it could hold the file lock past the drop.
+        let db = sled::Config::new().path(dir.path()).flush_every_ms(None).open().unwrap();
         db.open_tree("meta").unwrap().insert("schema", "1").unwrap();
         let old = br#"{"id":4,"subscriber":"203.0.113.7/32","created_at":"2026-01-02T03:04:05Z","switches":null}"#;
         db.open_tree("exemptions").unwrap().insert(4u64.to_be_bytes(), &old[..]).unwrap();
@@ -163,7 +164,8 @@ fn sled_opens_a_schema_1_store_with_old_records() {
 fn sled_refuses_a_newer_schema() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let db = sled::open(dir.path()).unwrap();
+        // No flusher thread: it could hold the file lock past the drop.
+        let db = sled::Config::new().path(dir.path()).flush_every_ms(None).open().unwrap();
         db.open_tree("meta").unwrap().insert("schema", "3").unwrap();
         db.flush().unwrap();
     }

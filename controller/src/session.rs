@@ -983,49 +983,44 @@ impl Session {
                     debug!(xid = frame.xid, "multipart reply for another request skipped");
                     return Ok(());
                 }
-                match mp.body {
-                    ofp::MultipartBody::Flow(records) => {
-                        for r in records {
-                            // The switch filtered by cookie; check anyway, a
-                            // foreign flow is never ours to touch.
-                            if !cfg.cookies.owns(r.cookie) || r.table_id != cfg.table {
-                                continue;
-                            }
-                            if flows.len() >= max {
-                                *truncated = true;
-                                break;
-                            }
-                            flows.push(Installed {
-                                table: r.table_id,
-                                priority: r.priority,
-                                cookie: r.cookie,
-                                matcher: r.matcher,
-                                raw_match: Some(r.raw_match),
-                                action: r.action,
-                            });
-                        }
+                // Both versions' records in one shape. 1.3 switches filter
+                // by cookie; 1.0 cannot, so everything comes back. Either
+                // way only flows with our prefix in our table are kept: a
+                // foreign flow is never ours to touch.
+                let records: Vec<Installed> = match mp.body {
+                    ofp::MultipartBody::Flow(records) => records
+                        .into_iter()
+                        .map(|r| Installed {
+                            table: r.table_id,
+                            priority: r.priority,
+                            cookie: r.cookie,
+                            matcher: r.matcher,
+                            raw_match: Some(r.raw_match),
+                            action: r.action,
+                        })
+                        .collect(),
+                    ofp::MultipartBody::Flow10(records) => records
+                        .into_iter()
+                        .map(|r| Installed {
+                            table: r.table_id,
+                            priority: r.priority,
+                            cookie: r.cookie,
+                            matcher: r.matcher,
+                            raw_match: Some(r.raw_match),
+                            action: r.action,
+                        })
+                        .collect(),
+                    _ => {
+                        *truncated = true;
+                        Vec::new()
                     }
-                    ofp::MultipartBody::Flow10(records) => {
-                        for r in records {
-                            // 1.0 cannot filter by cookie: keep only ours.
-                            if !cfg.cookies.owns(r.cookie) || r.table_id != cfg.table {
-                                continue;
-                            }
-                            if flows.len() >= max {
-                                *truncated = true;
-                                break;
-                            }
-                            flows.push(Installed {
-                                table: r.table_id,
-                                priority: r.priority,
-                                cookie: r.cookie,
-                                matcher: r.matcher,
-                                raw_match: Some(r.raw_match),
-                                action: r.action,
-                            });
-                        }
+                };
+                for r in records.into_iter().filter(|r| cfg.cookies.owns(r.cookie) && r.table == cfg.table) {
+                    if flows.len() >= max {
+                        *truncated = true;
+                        break;
                     }
-                    _ => *truncated = true,
+                    flows.push(r);
                 }
                 if !mp.more || *truncated {
                     return self.finish_readback().await;

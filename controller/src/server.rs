@@ -121,7 +121,7 @@ pub async fn serve_with(
             }
         }
     }
-    warn!(transport = kind, "OpenFlow listener stopped");
+    info!(transport = kind, "OpenFlow listener stopped");
 }
 
 fn refused(limit: &RateLimit, peer: SocketAddr, reason: &str) {

@@ -3,6 +3,13 @@
 //! Sessions write their own entry; the API reads a copy. A std `RwLock` is
 //! right here: it is held only to copy or update a small struct, never
 //! across an `.await`.
+//!
+//! Every `put`, `update` and `remove` also bumps a change counter in a
+//! `tokio::sync::watch` channel ([`Fleet::subscribe`]), so the API can wait
+//! for switches to confirm a policy version (`?wait=applied`) without
+//! polling. A watch rather than a `Notify`: a waiter that subscribes, then
+//! reads the fleet, cannot miss a change made in between, and a burst of
+//! changes wakes it once.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -11,6 +18,7 @@ use std::sync::{Arc, RwLock};
 use port25_rules::Dpid;
 use serde::Serialize;
 use time::OffsetDateTime;
+use tokio::sync::watch;
 
 /// Where a switch session stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -110,9 +118,17 @@ pub struct RoundSummary {
 }
 
 /// All sessions, keyed by session id. Cheap to clone.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Fleet {
     inner: Arc<RwLock<BTreeMap<u64, SwitchStatus>>>,
+    /// Bumped after every change of `inner` (a count of changes).
+    changes: Arc<watch::Sender<u64>>,
+}
+
+impl Default for Fleet {
+    fn default() -> Fleet {
+        Fleet { inner: Arc::default(), changes: Arc::new(watch::Sender::new(0)) }
+    }
 }
 
 impl Fleet {
@@ -128,23 +144,105 @@ impl Fleet {
         v
     }
 
+    /// Number of entries (sessions), without copying any.
+    pub fn len(&self) -> usize {
+        self.inner.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Whether there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A receiver that sees every change of the fleet after this call
+    /// (`changed()` resolves once per burst of changes). Subscribe first,
+    /// then read the fleet: a change in between is not missed.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
     /// Insert or replace an entry.
     pub fn put(&self, status: SwitchStatus) {
-        let mut g = self.inner.write().unwrap_or_else(|p| p.into_inner());
-        g.insert(status.session, status);
+        {
+            let mut g = self.inner.write().unwrap_or_else(|p| p.into_inner());
+            g.insert(status.session, status);
+        }
+        self.changed();
     }
 
     /// Change an entry in place, if it exists.
     pub fn update(&self, session: u64, f: impl FnOnce(&mut SwitchStatus)) {
-        let mut g = self.inner.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(s) = g.get_mut(&session) {
-            f(s);
+        let found = {
+            let mut g = self.inner.write().unwrap_or_else(|p| p.into_inner());
+            g.get_mut(&session).map(f).is_some()
+        };
+        if found {
+            self.changed();
         }
     }
 
     /// Drop an entry.
     pub fn remove(&self, session: u64) {
-        let mut g = self.inner.write().unwrap_or_else(|p| p.into_inner());
-        g.remove(&session);
+        let removed = {
+            let mut g = self.inner.write().unwrap_or_else(|p| p.into_inner());
+            g.remove(&session).is_some()
+        };
+        if removed {
+            self.changed();
+        }
+    }
+
+    /// Wake the subscribers, after the write lock is released (they read
+    /// the fleet as soon as they wake).
+    fn changed(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(session: u64) -> SwitchStatus {
+        SwitchStatus {
+            session,
+            dpid: None,
+            openflow_version: None,
+            peer: "127.0.0.1:1".parse().unwrap(),
+            connected_since: OffsetDateTime::UNIX_EPOCH,
+            state: SwitchState::Handshaking,
+            flow_count: 0,
+            in_sync: false,
+            policy_version: 0,
+            ipv6_enforced: true,
+            fragments_enforced: true,
+            bundles: None,
+            blocked: Vec::new(),
+            blocked_at: None,
+            last_round: None,
+            last_error: None,
+            last_error_at: None,
+        }
+    }
+
+    #[test]
+    fn every_change_notifies_subscribers_and_len_counts_entries() {
+        let fleet = Fleet::new();
+        let mut rx = fleet.subscribe();
+        assert!(fleet.is_empty());
+        assert!(!rx.has_changed().unwrap());
+
+        fleet.put(status(1));
+        assert!(rx.has_changed().unwrap(), "put");
+        rx.mark_unchanged();
+        fleet.update(1, |s| s.policy_version = 2);
+        assert!(rx.has_changed().unwrap(), "update");
+        rx.mark_unchanged();
+        fleet.update(9, |s| s.policy_version = 2);
+        assert!(!rx.has_changed().unwrap(), "update of an unknown session changes nothing");
+        assert_eq!(fleet.len(), 1);
+        fleet.remove(1);
+        assert!(rx.has_changed().unwrap(), "remove");
+        assert_eq!(fleet.len(), 0);
     }
 }

@@ -176,7 +176,11 @@ pub async fn run_with(
 
     tracker.spawn(expiry::run(writer.clone(), token.clone().cancelled_owned()));
 
-    let app = port25_api::app(AppState::with_writer(writer, store.clone(), fleet).with_tokens(tokens));
+    // `/metrics` serves this registry: the OpenFlow side's metrics
+    // registered above, plus the API's own.
+    let app = port25_api::app(
+        AppState::with_writer(writer, store.clone(), fleet).with_tokens(tokens).with_registry(registry),
+    );
     let api_token = token.clone();
     let api_task = tokio::spawn(async move {
         // With the peer address: the audit trail records it.

@@ -9,10 +9,10 @@
 //! Two middlewares run before every handler, outermost first:
 //! 1. [`request_id`]: takes a sane client `x-request-id` or makes one, and
 //!    sends it back on every response (errors included);
-//! 2. [`authenticate`]: when tokens are configured, every `/v1` route needs
-//!    one (`401` without or with an unknown one), and a route that changes
-//!    something (any method but `GET`/`HEAD`) needs the `write` role
-//!    (`403`). `/healthz` stays open.
+//! 2. [`authenticate`]: when tokens are configured, every `/v1` route and
+//!    `/metrics` need one (`401` without or with an unknown one), and a
+//!    route that changes something (any method but `GET`/`HEAD`) needs the
+//!    `write` role (`403`). `/healthz` stays open.
 //!
 //! Handlers that write take a [`Who`], the audit context of the request.
 
@@ -185,13 +185,22 @@ pub(crate) async fn authenticate(State(state): State<AppState>, mut req: Request
     next.run(req).await
 }
 
+/// Whether a path needs a token when tokens are configured: every `/v1`
+/// route, and `/metrics` (per-switch counters and the exemption count are
+/// not for everyone; Prometheus sends a read token with
+/// `authorization: {credentials: ...}` or `bearer_token_file`). Only
+/// `/healthz` stays open, for load balancers and liveness probes.
+fn needs_token(path: &str) -> bool {
+    path == "/v1" || path.starts_with("/v1/") || path == "/metrics"
+}
+
 fn check(state: &AppState, req: &Request) -> Result<String, ApiError> {
     let tokens = &state.tokens;
     if tokens.is_empty() {
         return Ok("anonymous".into());
     }
     let path = req.uri().path();
-    if !(path == "/v1" || path.starts_with("/v1/")) {
+    if !needs_token(path) {
         return Ok("anonymous".into());
     }
     let presented = req

@@ -19,6 +19,10 @@
 //! - `lookup`: `GET /v1/lookup`, the verdict for one address per switch.
 //! - [`expiry`]: the task that revokes exemptions when they expire.
 //! - `switches`: `/v1/switches` and `/healthz`, read-only views.
+//! - [`metrics`]: `GET /metrics` (the daemon's Prometheus registry plus
+//!   the API's request counters and latency) and its middleware.
+//! - [`ROUTES`](routes): the one table of every route; the router is built
+//!   from it and the OpenAPI test checks the document against it.
 //!
 //! # Status codes
 //! Every kind of bad input (malformed JSON, unknown field, wrong type,
@@ -41,6 +45,7 @@ mod exemptions;
 pub mod expiry;
 mod extract;
 mod lookup;
+pub mod metrics;
 mod switches;
 mod sync;
 mod writer;
@@ -49,14 +54,17 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, Request};
+use axum::handler::Handler;
+use axum::http::Method;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, put};
+use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
 use port25_controller::Fleet;
 use port25_rules::{ExemptionStore, Snapshot};
+use prometheus_client::registry::Registry;
 use tokio::sync::watch;
-use tracing::{field, info, info_span, Instrument};
+use tracing::{debug, field, info, info_span, Instrument};
 
 pub use auth::{ApiToken, Role, Tokens};
 pub use error::ApiError;
@@ -86,6 +94,10 @@ pub struct AppState {
     pub writer: Writer,
     /// API tokens; empty = authentication off.
     tokens: Arc<Tokens>,
+    /// What `GET /metrics` serves: the daemon's metrics plus the API's.
+    registry: Arc<Registry>,
+    /// The API's request metrics (registered in `registry`).
+    metrics: Arc<metrics::ApiMetrics>,
 }
 
 impl AppState {
@@ -94,14 +106,32 @@ impl AppState {
     /// `Snapshot::from_list`).
     pub fn new(store: Arc<dyn ExemptionStore>, policy: Arc<watch::Sender<Arc<Snapshot>>>, fleet: Fleet) -> AppState {
         let writer = Writer::new(Arc::clone(&store), Arc::clone(&policy));
-        AppState { store, policy, fleet, writer, tokens: Arc::new(Tokens::default()) }
+        AppState::with_writer(writer, store, fleet)
     }
 
     /// Bundle the handles around an existing writer (the daemon shares it
     /// with the expiry task).
     pub fn with_writer(writer: Writer, store: Arc<dyn ExemptionStore>, fleet: Fleet) -> AppState {
         let policy = writer.sender();
-        AppState { store, policy, fleet, writer, tokens: Arc::new(Tokens::default()) }
+        let mut registry = Registry::default();
+        let metrics = metrics::ApiMetrics::register(&mut registry, Arc::clone(&policy));
+        AppState {
+            store,
+            policy,
+            fleet,
+            writer,
+            tokens: Arc::new(Tokens::default()),
+            registry: Arc::new(registry),
+            metrics,
+        }
+    }
+
+    /// Serve `registry` (the daemon's, with the OpenFlow side's metrics) on
+    /// `GET /metrics`, with the API's own metrics added to it.
+    pub fn with_registry(mut self, mut registry: Registry) -> AppState {
+        self.metrics = metrics::ApiMetrics::register(&mut registry, Arc::clone(&self.policy));
+        self.registry = Arc::new(registry);
+        self
     }
 
     /// Require these tokens on every `/v1` route (none: authentication off).
@@ -111,25 +141,103 @@ impl AppState {
     }
 }
 
+/// A method a route answers (`GET` also answers `HEAD`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    Get,
+    Post,
+    Put,
+    Delete,
+}
+
+impl Verb {
+    /// The method's name, as in HTTP.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::Get => "GET",
+            Verb::Post => "POST",
+            Verb::Put => "PUT",
+            Verb::Delete => "DELETE",
+        }
+    }
+
+    /// The method, as in HTTP.
+    pub fn method(self) -> Method {
+        match self {
+            Verb::Get => Method::GET,
+            Verb::Post => Method::POST,
+            Verb::Put => Method::PUT,
+            Verb::Delete => Method::DELETE,
+        }
+    }
+
+    fn filter(self) -> MethodFilter {
+        match self {
+            Verb::Get => MethodFilter::GET,
+            Verb::Post => MethodFilter::POST,
+            Verb::Put => MethodFilter::PUT,
+            Verb::Delete => MethodFilter::DELETE,
+        }
+    }
+}
+
+/// One method on one path, with its handler.
+pub struct Route {
+    pub verb: Verb,
+    /// The path template, as axum and OpenAPI write it (`/v1/exemptions/{id}`).
+    pub path: &'static str,
+    handler: MethodRouter<AppState>,
+}
+
+fn route<H, T>(verb: Verb, path: &'static str, handler: H) -> Route
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    Route { verb, path, handler: on(verb.filter(), handler) }
+}
+
+/// Every route the API serves: the one list. [`app`] builds the router from
+/// it, and the OpenAPI test checks that the document describes each one.
+pub fn routes() -> Vec<Route> {
+    // Only the sync and the bulk create take big bodies: the route's own
+    // limit replaces the router-wide one for them.
+    let big = |mut r: Route, limit: usize| {
+        r.handler = r.handler.layer(DefaultBodyLimit::max(limit));
+        r
+    };
+    vec![
+        route(Verb::Get, "/v1/exemptions", exemptions::list),
+        route(Verb::Post, "/v1/exemptions", exemptions::create),
+        big(route(Verb::Put, "/v1/exemptions", sync::apply), SYNC_MAX_BODY_BYTES),
+        route(Verb::Get, "/v1/exemptions/{id}", exemptions::show),
+        route(Verb::Delete, "/v1/exemptions/{id}", exemptions::revoke),
+        route(Verb::Get, "/v1/audit", audit::list),
+        route(Verb::Get, "/v1/lookup", lookup::lookup),
+        route(Verb::Get, "/v1/switches", switches::list),
+        route(Verb::Get, "/healthz", switches::health),
+        route(Verb::Get, "/metrics", metrics::scrape),
+    ]
+}
+
 /// Every route, the body limits, JSON `404`/`405` fallbacks, request ids,
-/// authentication and a tracing span per request.
+/// authentication, request metrics and a tracing span per request.
 pub fn app(state: AppState) -> Router {
-    // Only the sync takes big bodies: the route's own limit replaces the
-    // router-wide one for it.
-    let sync = put(sync::apply).layer(DefaultBodyLimit::max(SYNC_MAX_BODY_BYTES));
-    Router::new()
-        .route("/v1/exemptions", get(exemptions::list).post(exemptions::create).merge(sync))
-        .route("/v1/exemptions/{id}", get(exemptions::show).delete(exemptions::revoke))
-        .route("/v1/audit", get(audit::list))
-        .route("/v1/lookup", get(lookup::lookup))
-        .route("/v1/switches", get(switches::list))
-        .route("/healthz", get(switches::health))
+    let mut router = Router::new();
+    for r in routes() {
+        // A second method on a path merges into the first's method router.
+        router = router.route(r.path, r.handler);
+    }
+    router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), auth::authenticate))
         .layer(middleware::from_fn(auth::request_id))
         .layer(middleware::from_fn(trace))
+        // Outermost: counts refusals by the layers above too. `Router::layer`
+        // wraps each route, so the matched path is known here.
+        .layer(middleware::from_fn_with_state(Arc::clone(&state.metrics), metrics::record))
         .with_state(state)
 }
 
@@ -142,8 +250,11 @@ async fn method_not_allowed() -> ApiError {
 }
 
 /// One span per request (method, path, request id, caller), and one line
-/// when it is answered. Handlers log their domain events inside this span.
+/// when it is answered: at info for writes, at debug for reads (`GET` and
+/// `HEAD`; monitoring polls `/v1/switches` and `/healthz` all day).
+/// Handlers log their domain events inside this span.
 async fn trace(req: Request, next: Next) -> Response {
+    let read = matches!(*req.method(), Method::GET | Method::HEAD);
     let span = info_span!(
         "request",
         method = %req.method(),
@@ -154,7 +265,12 @@ async fn trace(req: Request, next: Next) -> Response {
     async move {
         let start = Instant::now();
         let res = next.run(req).await;
-        info!(status = res.status().as_u16(), elapsed_ms = start.elapsed().as_millis() as u64, "answered");
+        let (status, elapsed_ms) = (res.status().as_u16(), start.elapsed().as_millis() as u64);
+        if read {
+            debug!(status, elapsed_ms, "answered");
+        } else {
+            info!(status, elapsed_ms, "answered");
+        }
         res
     }
     .instrument(span)

@@ -27,9 +27,10 @@ pub enum ApiError {
     /// The body is larger than the route accepts (`413`):
     /// [`crate::MAX_BODY_BYTES`], or [`crate::SYNC_MAX_BODY_BYTES`] for a sync.
     #[error(
-        "request body is too large: at most {} bytes ({} for PUT /v1/exemptions)",
+        "request body is too large: at most {} bytes ({} for PUT /v1/exemptions, {} for POST /v1/exemptions/bulk)",
         crate::MAX_BODY_BYTES,
-        crate::SYNC_MAX_BODY_BYTES
+        crate::SYNC_MAX_BODY_BYTES,
+        crate::bulk::BULK_MAX_BODY_BYTES
     )]
     PayloadTooLarge,
     /// No bearer token, or one that is not configured (`401`, with

@@ -8,6 +8,7 @@
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use port25_rules::{Dpid, Exemption, ExemptionId, NewExemption, Prefix, Scope};
 use serde::{Deserialize, Serialize};
@@ -19,6 +20,7 @@ use tracing::info;
 use crate::auth::Who;
 use crate::error::ApiError;
 use crate::extract::{field_of, kind, ApiJson};
+use crate::wait::{Applied, WaitParams};
 use crate::AppState;
 
 /// Longest note accepted, in characters.
@@ -221,33 +223,65 @@ fn parse_switches(items: Vec<Value>, prefix: &str) -> Result<Vec<Dpid>, ApiError
         .collect()
 }
 
-/// `POST /v1/exemptions`: `201` with the stored record and its `Location`.
+/// A write's reply body, with `applied` when the client asked to wait
+/// (`?wait=applied`).
+#[derive(Serialize)]
+pub(crate) struct WithApplied<T> {
+    #[serde(flatten)]
+    pub(crate) body: T,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) applied: Option<Applied>,
+}
+
+/// Wait for the switches when asked to (`wait` is the timeout).
+pub(crate) async fn maybe_wait(state: &AppState, version: u64, wait: Option<std::time::Duration>) -> Option<Applied> {
+    match wait {
+        Some(timeout) => Some(crate::wait::until_applied(&state.fleet, version, timeout).await),
+        None => None,
+    }
+}
+
+/// `POST /v1/exemptions[?wait=applied[&wait_timeout_ms=N]]`: `201` with the
+/// stored record and its `Location`; with `wait`, also `applied` (the
+/// status stays `201` when the wait times out: the grant is durable).
 pub(crate) async fn create(
     State(state): State<AppState>,
     Who(who): Who,
+    params: Result<Query<WaitParams>, QueryRejection>,
     ApiJson(body): ApiJson<GrantBody>,
-) -> Result<(StatusCode, HeaderMap, Json<Exemption>), ApiError> {
+) -> Result<(StatusCode, HeaderMap, Json<WithApplied<Exemption>>), ApiError> {
+    let Query(params) = params.map_err(query_error)?;
+    let wait = params.timeout()?;
     let new = Item::from(body).validate("", OffsetDateTime::now_utc())?;
-    let record = state.writer.grant(new, who).await?;
-    info!(id = %record.id, subscriber = %record.subscriber, "exemption granted");
+    let (record, version) = state.writer.grant(new, who).await?;
+    info!(id = %record.id, subscriber = %record.subscriber, policy_version = version, "exemption granted");
     let mut headers = HeaderMap::new();
     let location = HeaderValue::from_str(&format!("/v1/exemptions/{}", record.id))
         .map_err(|e| ApiError::Internal(format!("location header: {e}")))?;
     headers.insert(header::LOCATION, location);
-    Ok((StatusCode::CREATED, headers, Json(record)))
+    let applied = maybe_wait(&state, version, wait).await;
+    Ok((StatusCode::CREATED, headers, Json(WithApplied { body: record, applied })))
 }
 
-/// `DELETE /v1/exemptions/{id}`: `204`, or `404` if there is no such id.
+/// `DELETE /v1/exemptions/{id}[?wait=applied[&wait_timeout_ms=N]]`: `204`,
+/// or `404` if there is no such id. With `wait`, `200` with the revoked
+/// record and `applied` (a `204` cannot carry the outcome).
 pub(crate) async fn revoke(
     State(state): State<AppState>,
     Who(who): Who,
     id: Result<Path<String>, PathRejection>,
-) -> Result<StatusCode, ApiError> {
+    params: Result<Query<WaitParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
     let id = parse_id(id)?;
+    let Query(params) = params.map_err(query_error)?;
+    let wait = params.timeout()?;
     match state.writer.revoke(id, who).await? {
-        Some(rec) => {
-            info!(id = %rec.id, subscriber = %rec.subscriber, "exemption revoked");
-            Ok(StatusCode::NO_CONTENT)
+        Some((rec, version)) => {
+            info!(id = %rec.id, subscriber = %rec.subscriber, policy_version = version, "exemption revoked");
+            match maybe_wait(&state, version, wait).await {
+                None => Ok(StatusCode::NO_CONTENT.into_response()),
+                Some(applied) => Ok(Json(WithApplied { body: rec, applied: Some(applied) }).into_response()),
+            }
         }
         None => Err(not_found(id)),
     }

@@ -15,6 +15,10 @@
 //! - `exemptions`: the `/v1/exemptions` handlers and the validation of one
 //!   exemption's fields.
 //! - `sync`: `PUT /v1/exemptions`, a provisioning system's full list.
+//! - [`bulk`]: `POST /v1/exemptions/bulk`, many grants as one group commit,
+//!   each item accepted or rejected on its own.
+//! - [`wait`]: `?wait=applied` on the writes: wait for the switches to
+//!   confirm the new policy version.
 //! - `audit`: `GET /v1/audit`.
 //! - `lookup`: `GET /v1/lookup`, the verdict for one address per switch.
 //! - [`expiry`]: the task that revokes exemptions when they expire.
@@ -32,7 +36,8 @@
 //! `WWW-Authenticate: Bearer`), `403` a read token on a write route, `404`
 //! unknown id or route, `405` wrong method, `409` the same exemption exists
 //! (`existing_id` in the body), `413` body over [`MAX_BODY_BYTES`] (or
-//! [`SYNC_MAX_BODY_BYTES`] for a sync), `415` body not declared as JSON.
+//! [`SYNC_MAX_BODY_BYTES`] for a sync, [`bulk::BULK_MAX_BODY_BYTES`] for a
+//! bulk create), `415` body not declared as JSON.
 //! Every response carries an `x-request-id` header. A `5xx` is only
 //! ever a server-side failure; its body is generic and the cause is logged.
 #![forbid(unsafe_code)]
@@ -40,6 +45,7 @@
 
 mod audit;
 pub mod auth;
+pub mod bulk;
 pub mod error;
 mod exemptions;
 pub mod expiry;
@@ -48,6 +54,7 @@ mod lookup;
 pub mod metrics;
 mod switches;
 mod sync;
+pub mod wait;
 mod writer;
 
 use std::sync::Arc;
@@ -210,6 +217,7 @@ pub fn routes() -> Vec<Route> {
         route(Verb::Get, "/v1/exemptions", exemptions::list),
         route(Verb::Post, "/v1/exemptions", exemptions::create),
         big(route(Verb::Put, "/v1/exemptions", sync::apply), SYNC_MAX_BODY_BYTES),
+        big(route(Verb::Post, "/v1/exemptions/bulk", bulk::create), bulk::BULK_MAX_BODY_BYTES),
         route(Verb::Get, "/v1/exemptions/{id}", exemptions::show),
         route(Verb::Delete, "/v1/exemptions/{id}", exemptions::revoke),
         route(Verb::Get, "/v1/audit", audit::list),

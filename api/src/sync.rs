@@ -1,4 +1,4 @@
-//! `PUT /v1/exemptions`: a provisioning system states the full list of
+//! `PUT /v1/exemptions[?dry_run=true | ?wait=applied]`: a provisioning system states the full list of
 //! exemptions it believes in; port25d works out the difference and, unless
 //! `?dry_run=true`, applies it as one store transaction (one flush, one
 //! audit entry per changed record, action "sync") and one policy version
@@ -52,6 +52,8 @@ pub(crate) struct SyncBody {
 #[serde(deny_unknown_fields)]
 pub(crate) struct SyncParams {
     dry_run: Option<String>,
+    wait: Option<String>,
+    wait_timeout_ms: Option<String>,
 }
 
 /// How an item finds its stored record.
@@ -174,6 +176,9 @@ pub(crate) struct SyncReply {
     update: Vec<UpdateView>,
     delete: Vec<Exemption>,
     keep: Vec<Exemption>,
+    /// With `?wait=applied`: where the switches stand with `policy_version`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    applied: Option<crate::wait::Applied>,
 }
 
 fn reply(dry_run: bool, policy_version: u64, create: Vec<Created>, plan: Plan) -> SyncReply {
@@ -190,6 +195,7 @@ fn reply(dry_run: bool, policy_version: u64, create: Vec<Created>, plan: Plan) -
         update: plan.update.into_iter().map(|(before, after)| UpdateView { before, after }).collect(),
         delete: plan.delete,
         keep: plan.keep,
+        applied: None,
     }
 }
 
@@ -245,6 +251,10 @@ pub(crate) async fn apply(
         Some("true") => true,
         Some(other) => return Err(ApiError::field("dry_run", format!("dry_run must be true or false, not '{other}'"))),
     };
+    let wait = crate::wait::parse(params.wait.as_deref(), params.wait_timeout_ms.as_deref())?;
+    if dry_run && wait.is_some() {
+        return Err(ApiError::field("wait", "a dry run changes nothing, so there is nothing to wait for"));
+    }
     let desired = validate(body, OffsetDateTime::now_utc())?;
     if dry_run {
         let snap = state.writer.snapshot();
@@ -272,5 +282,7 @@ pub(crate) async fn apply(
         "exemptions synced"
     );
     let create = done.created.into_iter().map(Created::Stored).collect();
-    Ok(Json(reply(false, version, create, plan)))
+    let mut body = reply(false, version, create, plan);
+    body.applied = crate::exemptions::maybe_wait(&state, version, wait).await;
+    Ok(Json(body))
 }

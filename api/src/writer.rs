@@ -93,35 +93,37 @@ impl Writer {
         .map_err(|e| ApiError::Internal(format!("store task failed: {e}")))?
     }
 
-    /// Grant one exemption (audited as "grant").
+    /// Grant one exemption (audited as "grant"). Returns the record and
+    /// the policy version that carries it.
     ///
     /// # Errors
     /// `409` for a duplicate; store failures.
-    pub async fn grant(&self, new: NewExemption, ctx: AuditContext) -> Result<Exemption, ApiError> {
-        let (mut done, (), _) = self
+    pub async fn grant(&self, new: NewExemption, ctx: AuditContext) -> Result<(Exemption, u64), ApiError> {
+        let (mut done, (), version) = self
             .commit(ctx, move |_, _| {
                 let mut change = Change::new(AuditAction::Grant);
                 change.create.push(new);
                 Ok((change, ()))
             })
             .await?;
-        done.created.pop().ok_or_else(|| ApiError::Internal("a grant created nothing".into()))
+        let record = done.created.pop().ok_or_else(|| ApiError::Internal("a grant created nothing".into()))?;
+        Ok((record, version))
     }
 
     /// Revoke one exemption (audited as "revoke"); `None` if there was no
-    /// such id.
+    /// such id. Returns the record and the policy version without it.
     ///
     /// # Errors
     /// Store failures.
-    pub async fn revoke(&self, id: ExemptionId, ctx: AuditContext) -> Result<Option<Exemption>, ApiError> {
-        let (mut done, (), _) = self
+    pub async fn revoke(&self, id: ExemptionId, ctx: AuditContext) -> Result<Option<(Exemption, u64)>, ApiError> {
+        let (mut done, (), version) = self
             .commit(ctx, move |_, _| {
                 let mut change = Change::new(AuditAction::Revoke);
                 change.remove.push(id);
                 Ok((change, ()))
             })
             .await?;
-        Ok(done.removed.pop())
+        Ok(done.removed.pop().map(|e| (e, version)))
     }
 
     /// Revoke every exemption whose `expires_at` has passed (audited as

@@ -2,7 +2,8 @@
 # The project's single test command (what README and .ci/run call):
 #   bash scripts/test-all.sh
 # 1. host setup (packages, Open vSwitch running), 2. build, 3. Rust tests,
-# 4. the Mininet end-to-end test against the freshly built port25d.
+# 4. the Mininet end-to-end test against the freshly built port25d, in three
+# variants: OpenFlow 1.3, an OpenFlow 1.0-only bridge, and TLS.
 # Exits non-zero if any step fails.
 set -euo pipefail
 
@@ -34,6 +35,18 @@ fi
 section "cargo test"
 cargo test --workspace
 
-section "mininet end-to-end (real Open vSwitch)"
-# Debian's python3: the one that has mininet (a pyenv python3 may shadow it).
-$SUDO /usr/bin/python3 mininet/test_e2e.py --port25d target/debug/port25d
+# Three variants, each "N passed, M failed"; all run even if one fails, and
+# the script fails if any did.  Debian's python3: the one that has mininet
+# (a pyenv python3 may shadow it).
+e2e_failed=()
+for variant in "" "--openflow 10" "--tls"; do
+    section "mininet end-to-end (real Open vSwitch) ${variant:-OpenFlow 1.3}"
+    # shellcheck disable=SC2086 # the variant is words on purpose
+    if ! $SUDO /usr/bin/python3 mininet/test_e2e.py --port25d target/debug/port25d $variant; then
+        e2e_failed+=("${variant:-default}")
+    fi
+done
+if [ ${#e2e_failed[@]} -ne 0 ]; then
+    echo "mininet end-to-end FAILED: ${e2e_failed[*]}" >&2
+    exit 1
+fi

@@ -45,6 +45,24 @@ pub(crate) struct AuditPage {
 }
 
 /// `GET /v1/audit[?subscriber=..&since=..&action=..&limit=..&before=..]`.
+#[utoipa::path(
+    get,
+    path = "/v1/audit",
+    tag = "operators",
+    params(
+        ("subscriber" = Option<String>, Query, description = "Entries about exemptions covering this address or prefix"),
+        ("since" = Option<String>, Query, description = "RFC 3339: entries at or after it"),
+        ("action" = Option<String>, Query, description = "grant, revoke, expire or sync"),
+        ("limit" = Option<u64>, Query, description = "1 to 1000, default 100"),
+        ("before" = Option<u64>, Query, description = "A seq: older entries only (the previous page's next_before)")
+    ),
+    responses(
+        (status = 200, description = "Entries newest first, and next_before", body = crate::openapi::Object),
+        (status = 400, description = "Bad input; `field` names what to fix", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No or an unknown bearer token (when tokens are configured)", body = crate::openapi::ErrorBody),
+        (status = 500, description = "Server-side failure (generic body; the cause is logged)", body = crate::openapi::ErrorBody)
+    )
+)]
 pub(crate) async fn list(
     State(state): State<AppState>,
     params: Result<Query<AuditParams>, QueryRejection>,

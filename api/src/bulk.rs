@@ -45,7 +45,7 @@ pub(crate) struct BulkBody {
 }
 
 /// One refused item.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Rejected {
     /// Position in the request's list, from 0.
     index: usize,
@@ -55,12 +55,14 @@ pub(crate) struct Rejected {
     /// For a conflict: the stored exemption it duplicates (or the one
     /// created from the earlier item it duplicates).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<u64>)]
     existing_id: Option<ExemptionId>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct BulkReply {
     /// The stored records, in request order.
+    #[schema(value_type = Vec<crate::openapi::Exemption>)]
     created: Vec<Exemption>,
     /// The refused items, by index.
     rejected: Vec<Rejected>,
@@ -86,6 +88,25 @@ enum Holder {
 }
 
 /// `POST /v1/exemptions/bulk[?wait=applied[&wait_timeout_ms=N]]`: `200`.
+#[utoipa::path(
+    post,
+    path = "/v1/exemptions/bulk",
+    tag = "exemptions",
+    params(
+        ("wait" = Option<String>, Query, description = "`applied`: answer once every connected switch confirmed the change (or the timeout passed), with `applied`"),
+        ("wait_timeout_ms" = Option<u64>, Query, description = "With wait=applied: 0 to 60000, default 5000")
+    ),
+    request_body = crate::openapi::BulkRequest,
+    responses(
+        (status = 200, description = "The valid items stored as one version; the others rejected one by one", body = BulkReply),
+        (status = 400, description = "Bad input; `field` names what to fix", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No or an unknown bearer token (when tokens are configured)", body = crate::openapi::ErrorBody),
+        (status = 403, description = "A read token on a write route", body = crate::openapi::ErrorBody),
+        (status = 413, description = "Body too large", body = crate::openapi::ErrorBody),
+        (status = 415, description = "Body not declared as JSON", body = crate::openapi::ErrorBody),
+        (status = 500, description = "Server-side failure (generic body; the cause is logged)", body = crate::openapi::ErrorBody)
+    )
+)]
 pub(crate) async fn create(
     State(state): State<AppState>,
     Who(who): Who,

@@ -244,6 +244,26 @@ pub(crate) async fn maybe_wait(state: &AppState, version: u64, wait: Option<std:
 /// `POST /v1/exemptions[?wait=applied[&wait_timeout_ms=N]]`: `201` with the
 /// stored record and its `Location`; with `wait`, also `applied` (the
 /// status stays `201` when the wait times out: the grant is durable).
+#[utoipa::path(
+    post,
+    path = "/v1/exemptions",
+    tag = "exemptions",
+    params(
+        ("wait" = Option<String>, Query, description = "`applied`: answer once every connected switch confirmed the change (or the timeout passed), with `applied`"),
+        ("wait_timeout_ms" = Option<u64>, Query, description = "With wait=applied: 0 to 60000, default 5000")
+    ),
+    request_body = crate::openapi::GrantRequest,
+    responses(
+        (status = 201, description = "Stored and published (with `applied` when waited for)", body = crate::openapi::ExemptionReply),
+        (status = 400, description = "Bad input; `field` names what to fix", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No or an unknown bearer token (when tokens are configured)", body = crate::openapi::ErrorBody),
+        (status = 403, description = "A read token on a write route", body = crate::openapi::ErrorBody),
+        (status = 409, description = "The same subscriber with the same switches exists; `existing_id` names it", body = crate::openapi::ErrorBody),
+        (status = 413, description = "Body too large", body = crate::openapi::ErrorBody),
+        (status = 415, description = "Body not declared as JSON", body = crate::openapi::ErrorBody),
+        (status = 500, description = "Server-side failure (generic body; the cause is logged)", body = crate::openapi::ErrorBody)
+    )
+)]
 pub(crate) async fn create(
     State(state): State<AppState>,
     Who(who): Who,
@@ -266,6 +286,25 @@ pub(crate) async fn create(
 /// `DELETE /v1/exemptions/{id}[?wait=applied[&wait_timeout_ms=N]]`: `204`,
 /// or `404` if there is no such id. With `wait`, `200` with the revoked
 /// record and `applied` (a `204` cannot carry the outcome).
+#[utoipa::path(
+    delete,
+    path = "/v1/exemptions/{id}",
+    tag = "exemptions",
+    params(
+        ("id" = u64, Path, description = "Exemption id"),
+        ("wait" = Option<String>, Query, description = "`applied`: answer once every connected switch confirmed the change (or the timeout passed), with `applied`"),
+        ("wait_timeout_ms" = Option<u64>, Query, description = "With wait=applied: 0 to 60000, default 5000")
+    ),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 200, description = "Revoked, with wait=applied: the revoked record and `applied`", body = crate::openapi::ExemptionReply),
+        (status = 400, description = "Bad input; `field` names what to fix", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No or an unknown bearer token (when tokens are configured)", body = crate::openapi::ErrorBody),
+        (status = 403, description = "A read token on a write route", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such exemption", body = crate::openapi::ErrorBody),
+        (status = 500, description = "Server-side failure (generic body; the cause is logged)", body = crate::openapi::ErrorBody)
+    )
+)]
 pub(crate) async fn revoke(
     State(state): State<AppState>,
     Who(who): Who,
@@ -288,6 +327,21 @@ pub(crate) async fn revoke(
 }
 
 /// `GET /v1/exemptions/{id}`.
+#[utoipa::path(
+    get,
+    path = "/v1/exemptions/{id}",
+    tag = "exemptions",
+    params(
+        ("id" = u64, Path, description = "Exemption id")
+    ),
+    responses(
+        (status = 200, description = "The exemption", body = crate::openapi::Exemption),
+        (status = 400, description = "Bad input; `field` names what to fix", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No or an unknown bearer token (when tokens are configured)", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such exemption", body = crate::openapi::ErrorBody),
+        (status = 500, description = "Server-side failure (generic body; the cause is logged)", body = crate::openapi::ErrorBody)
+    )
+)]
 pub(crate) async fn show(
     State(state): State<AppState>,
     id: Result<Path<String>, PathRejection>,
@@ -315,6 +369,20 @@ pub(crate) struct ExemptionList {
 /// address, those whose prefix contains it; for a prefix, the equal one and
 /// any wider one containing it. That answers "is this customer allowed to
 /// send on port 25, and by which record?".
+#[utoipa::path(
+    get,
+    path = "/v1/exemptions",
+    tag = "exemptions",
+    params(
+        ("subscriber" = Option<String>, Query, description = "Only exemptions covering all of this address or prefix")
+    ),
+    responses(
+        (status = 200, description = "Exemptions by id", body = crate::openapi::ExemptionList),
+        (status = 400, description = "Bad input; `field` names what to fix", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No or an unknown bearer token (when tokens are configured)", body = crate::openapi::ErrorBody),
+        (status = 500, description = "Server-side failure (generic body; the cause is logged)", body = crate::openapi::ErrorBody)
+    )
+)]
 pub(crate) async fn list(
     State(state): State<AppState>,
     query: Result<Query<ListQuery>, QueryRejection>,

@@ -25,7 +25,8 @@
 //! - `switches`: `/v1/switches` and `/healthz`, read-only views.
 //! - [`metrics`]: `GET /metrics` (the daemon's Prometheus registry plus
 //!   the API's request counters and latency) and its middleware.
-//! - [`ROUTES`](routes): the one table of every route; the router is built
+//! - [`openapi`]: `GET /v1/openapi.json`, generated from the handlers.
+//! - [`routes`]: the one table of every route; the router is built
 //!   from it and the OpenAPI test checks the document against it.
 //!
 //! # Status codes
@@ -52,6 +53,7 @@ pub mod expiry;
 mod extract;
 mod lookup;
 pub mod metrics;
+pub mod openapi;
 mod switches;
 mod sync;
 pub mod wait;
@@ -223,6 +225,7 @@ pub fn routes() -> Vec<Route> {
         route(Verb::Get, "/v1/audit", audit::list),
         route(Verb::Get, "/v1/lookup", lookup::lookup),
         route(Verb::Get, "/v1/switches", switches::list),
+        route(Verb::Get, "/v1/openapi.json", openapi::document),
         route(Verb::Get, "/healthz", switches::health),
         route(Verb::Get, "/metrics", metrics::scrape),
     ]

@@ -103,6 +103,20 @@ fn verdicts(covering: &[&Exemption], dpid: Dpid, ip: IpAddr) -> (Outcome, Outcom
 }
 
 /// `GET /v1/lookup?ip=ADDR`.
+#[utoipa::path(
+    get,
+    path = "/v1/lookup",
+    tag = "operators",
+    params(
+        ("ip" = String, Query, description = "The address to look up")
+    ),
+    responses(
+        (status = 200, description = "Verdicts, covering exemptions and per-switch flows in place", body = crate::openapi::Object),
+        (status = 400, description = "Bad input; `field` names what to fix", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No or an unknown bearer token (when tokens are configured)", body = crate::openapi::ErrorBody),
+        (status = 500, description = "Server-side failure (generic body; the cause is logged)", body = crate::openapi::ErrorBody)
+    )
+)]
 pub(crate) async fn lookup(
     State(state): State<AppState>,
     params: Result<Query<LookupParams>, QueryRejection>,

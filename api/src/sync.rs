@@ -239,6 +239,26 @@ pub(crate) fn validate(body: SyncBody, now: OffsetDateTime) -> Result<Vec<NewExe
 }
 
 /// `PUT /v1/exemptions[?dry_run=true]`: `200` with the difference.
+#[utoipa::path(
+    put,
+    path = "/v1/exemptions",
+    tag = "exemptions",
+    params(
+        ("dry_run" = Option<bool>, Query, description = "true: only show the difference"),
+        ("wait" = Option<String>, Query, description = "`applied`: answer once every connected switch confirmed the change (or the timeout passed), with `applied`"),
+        ("wait_timeout_ms" = Option<u64>, Query, description = "With wait=applied: 0 to 60000, default 5000")
+    ),
+    request_body = crate::openapi::SyncRequest,
+    responses(
+        (status = 200, description = "The difference (create, update, delete, keep), applied unless dry_run", body = crate::openapi::Object),
+        (status = 400, description = "Bad input; `field` names what to fix", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No or an unknown bearer token (when tokens are configured)", body = crate::openapi::ErrorBody),
+        (status = 403, description = "A read token on a write route", body = crate::openapi::ErrorBody),
+        (status = 413, description = "Body too large", body = crate::openapi::ErrorBody),
+        (status = 415, description = "Body not declared as JSON", body = crate::openapi::ErrorBody),
+        (status = 500, description = "Server-side failure (generic body; the cause is logged)", body = crate::openapi::ErrorBody)
+    )
+)]
 pub(crate) async fn apply(
     State(state): State<AppState>,
     Who(who): Who,

@@ -76,7 +76,7 @@ pub(crate) fn parse(wait: Option<&str>, timeout_ms: Option<&str>) -> Result<Opti
 }
 
 /// Where the switches stand with one policy version.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Applied {
     /// The version the write was published as.
     pub policy_version: u64,
@@ -86,11 +86,15 @@ pub struct Applied {
 }
 
 /// One switch's standing.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SwitchApplied {
+    /// 16 hex digits.
+    #[schema(value_type = String)]
     pub dpid: Dpid,
     /// In sync at `policy_version` of the write or later.
     pub applied: bool,
+    /// handshaking, syncing, in_sync or degraded.
+    #[schema(value_type = String)]
     pub state: SwitchState,
     /// The version this switch has confirmed.
     pub policy_version: u64,

@@ -88,9 +88,10 @@ fn acknowledged_writes_survive_sigkill() {
             while !stop.load(Ordering::Relaxed) && n < 2000 {
                 let sub = format!("198.51.{}.{}/32", c * 50 + n / 250, n % 250 + 1);
                 n += 1;
-                match try_http(api, "POST", "/v1/exemptions", Some(&format!("{{\"subscriber\":\"{sub}\"}}"))) {
-                    Some((201, _)) => granted.lock().unwrap().push(sub),
-                    Some(_) | None => {}
+                if let Some((201, _)) =
+                    try_http(api, "POST", "/v1/exemptions", Some(&format!("{{\"subscriber\":\"{sub}\"}}")))
+                {
+                    granted.lock().unwrap().push(sub);
                 }
             }
         }));
@@ -131,7 +132,12 @@ fn acknowledged_writes_survive_sigkill() {
     let ids: std::collections::BTreeSet<u64> =
         v["exemptions"].as_array().unwrap().iter().map(|e| e["id"].as_u64().unwrap()).collect();
     let lost: Vec<&String> = granted.iter().filter(|s| !stored.contains(*s)).collect();
-    assert!(lost.is_empty(), "{} acknowledged grants lost after SIGKILL, e.g. {:?}", lost.len(), &lost[..lost.len().min(5)]);
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged grants lost after SIGKILL, e.g. {:?}",
+        lost.len(),
+        &lost[..lost.len().min(5)]
+    );
     let back: Vec<&u64> = revoked.iter().filter(|id| ids.contains(*id)).collect();
     assert!(back.is_empty(), "acknowledged revocations came back after SIGKILL: {back:?}");
     println!("{} grants and {} revocations acknowledged before SIGKILL; all kept", granted.len(), revoked.len());

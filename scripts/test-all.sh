@@ -35,6 +35,9 @@ fi
 section "cargo test"
 cargo test --workspace
 
+section "fuzz (libFuzzer on stable, bounded)"
+bash scripts/fuzz-smoke.sh 20
+
 # Three variants, each "N passed, M failed"; all run even if one fails, and
 # the script fails if any did.  Debian's python3: the one that has mininet
 # (a pyenv python3 may shadow it).

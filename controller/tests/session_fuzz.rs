@@ -209,7 +209,8 @@ async fn one_case(seed: u64) -> bool {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-    let reached = fleet.snapshot().iter().any(|s| s.dpid.is_some() && s.state != port25_controller::SwitchState::Refused);
+    let reached =
+        fleet.snapshot().iter().any(|s| s.dpid.is_some() && s.state != port25_controller::SwitchState::Refused);
     // Then the switch goes quiet or closes; the session must end by itself
     // (idle timeout) or at shutdown, never hang.
     if rng.chance(50) {
@@ -247,5 +248,8 @@ async fn random_message_sequences_never_panic_or_hang() {
         reached += usize::from(r.unwrap());
     }
     println!("{reached} of {cases} sessions got past the handshake");
-    assert!(reached * 3 >= cases as usize, "only {reached} of {cases} sessions reached the rounds: the fuzz is not exercising them");
+    assert!(
+        reached * 3 >= cases as usize,
+        "only {reached} of {cases} sessions reached the rounds: the fuzz is not exercising them"
+    );
 }

@@ -8,8 +8,9 @@
 //! - [`v13`]: OpenFlow 1.3 messages: features, port status, multipart
 //!   (flow stats, desc), flow mods and the other requests port25 sends.
 //! - [`v10`]: OpenFlow 1.0: the total decoder for what a 1.0 switch sends,
-//!   encoders (through rust_ofp) for what port25 sends, and what 1.0 cannot
-//!   express (IPv6, fragments, cookie masks).
+//!   the project's own encoders for what port25 sends (not rust_ofp, see
+//!   the module's notes), and what 1.0 cannot express (IPv6, fragments,
+//!   cookie masks).
 //! - [`oxm`]: OXM match fields ↔ [`port25_rules::Match`].
 //! - [`instruction`]: instructions ↔ [`port25_rules::FlowAction`].
 //! - [`switch`]: encoders for the switch side of the conversation, for fake

@@ -92,12 +92,17 @@ pub async fn run_with(
             )
         })?;
     let store: Arc<dyn ExemptionStore> = Arc::new(store);
-    let list = {
+    let (list, seq) = {
         let s = store.clone();
-        tokio::task::spawn_blocking(move || s.list()).await.context("store list task failed")??
+        tokio::task::spawn_blocking(move || Ok::<_, port25_rules::StoreError>((s.list()?, s.last_audit_seq()?)))
+            .await
+            .context("store list task failed")??
     };
-    info!(exemptions = list.len(), data_dir = %settings.data_dir.display(), "exemption store opened");
-    let (policy_tx, policy_rx) = watch::channel(Arc::new(Snapshot::from_list(list)));
+    // Versions continue from the audit trail, so they never go back
+    // across restarts (see Snapshot::at_version).
+    let snapshot = Snapshot::from_list(list).at_version(seq + 1);
+    info!(exemptions = snapshot.exemptions.len(), policy_version = snapshot.version, data_dir = %settings.data_dir.display(), "exemption store opened");
+    let (policy_tx, policy_rx) = watch::channel(Arc::new(snapshot));
     let policy_tx = Arc::new(policy_tx);
     let writer = Writer::new(store.clone(), policy_tx.clone());
 

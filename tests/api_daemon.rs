@@ -196,3 +196,24 @@ fn an_expiry_that_passed_while_down_is_applied_before_any_switch_syncs() {
     assert_eq!(st["last_round"]["deleted"], 0, "nothing to take back: {st}");
     d.stop();
 }
+
+#[test]
+fn ids_and_policy_versions_go_on_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path());
+    let a = d.grant("198.51.100.90");
+    let (st, _) = d.http("POST", "/v1/exemptions", Some(r#"{"subscriber":"198.51.100.90"}"#));
+    assert_eq!(st, 409, "a duplicate is refused");
+    let b = d.grant("198.51.100.91");
+    assert_eq!(b, a + 1, "the refused duplicate used up no id");
+    let before = d.policy_version();
+    d.stop();
+
+    let d = Daemon::start(dir.path());
+    let after = d.policy_version();
+    assert!(after >= before, "a restart took the policy version back from {before} to {after}");
+    let c = d.grant("198.51.100.92");
+    assert_eq!(c, b + 1, "ids go on by one after a restart");
+    assert!(d.policy_version() > before, "the first change after a restart is a newer version than any before it");
+    d.stop();
+}

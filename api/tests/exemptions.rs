@@ -200,6 +200,9 @@ impl ExemptionStore for BrokenStore {
     fn audit(&self, _: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
         Err(StoreError::Io("read /var/lib/port25/db/snap.0000: EIO".into()))
     }
+    fn last_audit_seq(&self) -> Result<u64, StoreError> {
+        Err(StoreError::Io("read /var/lib/port25/db/snap.0000: EIO".into()))
+    }
 }
 
 #[tokio::test]
@@ -233,6 +236,9 @@ impl ExemptionStore for SlowStore {
     }
     fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
         self.0.audit(q)
+    }
+    fn last_audit_seq(&self) -> Result<u64, StoreError> {
+        self.0.last_audit_seq()
     }
 }
 
@@ -287,6 +293,9 @@ impl ExemptionStore for OrderCheckingStore {
     }
     fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
         self.inner.audit(q)
+    }
+    fn last_audit_seq(&self) -> Result<u64, StoreError> {
+        self.inner.last_audit_seq()
     }
 }
 

@@ -61,6 +61,17 @@ impl Snapshot {
         }
     }
 
+    /// The same snapshot numbered `version` (at least 1), with no change
+    /// log. The daemon starts at the store's last audit `seq` plus one:
+    /// every published version stores at least one audited change, so
+    /// versions then never go back across restarts, and a client that
+    /// waits for version V is not fooled by a restart.
+    pub fn at_version(mut self, version: u64) -> Snapshot {
+        self.version = version.max(1);
+        self.log = Vector::new();
+        self
+    }
+
     /// The exemption whose flows for `prefix` a switch holds: the lowest
     /// id among those for that prefix that apply to `dpid` (the same
     /// choice `compile` makes when it deduplicates).

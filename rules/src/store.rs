@@ -16,20 +16,25 @@
 //! tree "identity"    key: "<prefix>|<scope>"        value: id as 8 bytes big-endian
 //!                    scope = "*" (all switches) or the sorted dpids joined by ","
 //! tree "audit"       key: seq as 8 bytes big-endian value: the AuditEntry as JSON
-//! tree "meta"        key: "schema"                  value: "2"
+//! tree "meta"        key: "schema"                  value: "3"
+//!                    key: "last_id"                 value: the last id handed out, 8 bytes big-endian
 //! ```
 //!
-//! All three data trees change in one sled transaction, so the identity
-//! index never disagrees with the records and every change has its audit
-//! entry. Exemption ids come from `Db::generate_id`, which never repeats
-//! across restarts; ids start at 1. Audit `seq`s are the last key plus one,
-//! read under the store's write lock; the audit tree is only ever appended
-//! to, so they never repeat either.
+//! The data trees and `meta/last_id` change in one sled transaction, so
+//! the identity index never disagrees with the records, every change has
+//! its audit entry, and an id is used up only by a change that was
+//! stored: ids go 1, 2, 3, ... across restarts, and a refused grant (a
+//! conflict) takes none. They are never reused. Audit `seq`s are the last
+//! key plus one; both counters are read under the store's write lock, and
+//! the audit tree is only ever appended to.
 //!
 //! Schema 2 added the audit tree and the optional `expires_at` and
-//! `external_id` fields; a schema 1 store is upgraded in place on open
-//! (nothing to rewrite). A port25d that knows only schema 1 refuses a
-//! schema 2 store instead of misreading it.
+//! `external_id` fields; schema 3 added `meta/last_id` (schema 2 took ids
+//! from sled's `generate_id`, which jumps by a million at every restart).
+//! Older stores are upgraded in place on open: `last_id` starts above
+//! every id a record, an audit entry or `generate_id` ever had. A port25d
+//! that knows an older schema refuses a newer store instead of misreading
+//! it (an older one would hand out ids again from `generate_id`).
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -151,6 +156,14 @@ pub trait ExemptionStore: Send + Sync + 'static {
     /// # Errors
     /// I/O or a corrupt entry.
     fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// The `seq` of the newest audit entry (0 for none). It grows with
+    /// every stored change and never goes back, across restarts too; the
+    /// daemon numbers its policy versions from it.
+    ///
+    /// # Errors
+    /// I/O.
+    fn last_audit_seq(&self) -> Result<u64, StoreError>;
 
     /// Store one new exemption (audited as a grant).
     ///
@@ -310,6 +323,7 @@ pub struct SledStore {
     records: sled::Tree,
     identity: sled::Tree,
     audit: sled::Tree,
+    meta: sled::Tree,
     /// Serialises commits. The audit `seq` is read (last key + 1) before
     /// the transaction, and the change is worked out from reads made
     /// before it too; both are only right if no other commit runs in
@@ -360,11 +374,19 @@ impl SledStore {
         let meta = db.open_tree("meta").map_err(io)?;
         let schema = meta.get("schema").map_err(io)?;
         match schema.as_deref() {
-            Some(b"2") => {}
-            // Schema 1 had no audit tree and no optional fields: both are
-            // additive, so the upgrade is only the marker.
-            None | Some(b"1") => {
-                meta.insert("schema", "2").map_err(io)?;
+            Some(SCHEMA) => {}
+            // Schema 1 had no audit tree and no optional fields, schema 2
+            // no id counter: all additive, so the upgrade is the counter
+            // and the marker.
+            None | Some(b"1") | Some(b"2") => {
+                let last = legacy_last_id(&db, &records, &audit)?;
+                (&meta)
+                    .transaction(|meta| {
+                        meta.insert(LAST_ID, &last.to_be_bytes())?;
+                        meta.insert("schema", SCHEMA)?;
+                        Ok::<(), ConflictableTransactionError<()>>(())
+                    })
+                    .map_err(tx_err)?;
                 db.flush().map_err(io)?;
             }
             Some(v) => {
@@ -374,7 +396,16 @@ impl SledStore {
                 })
             }
         }
-        Ok(SledStore { db, records, identity, audit, write: Default::default() })
+        Ok(SledStore { db, records, identity, audit, meta, write: Default::default() })
+    }
+
+    /// The last id handed out (0 before the first).
+    fn last_id(&self) -> Result<u64, StoreError> {
+        match self.meta.get(LAST_ID).map_err(io)? {
+            None => Ok(0),
+            Some(v) => key_to_id(&v)
+                .ok_or_else(|| StoreError::Corrupt { key: "meta/last_id".into(), reason: "not 8 bytes".into() }),
+        }
     }
 
     fn decode(key: &[u8], value: &[u8]) -> Result<Exemption, StoreError> {
@@ -398,25 +429,61 @@ fn is_lock_busy(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("could not acquire lock")
 }
 
+/// The current schema marker.
+const SCHEMA: &[u8] = b"3";
+/// The meta key of the id counter.
+const LAST_ID: &str = "last_id";
+
+/// Where the id counter of a store from before schema 3 starts: above
+/// every id a record or an audit entry names, and above sled's own
+/// generator, which handed out the ids of schema 2 (removed records of a
+/// schema 1 store left no audit entry, but their ids came from it too).
+fn legacy_last_id(db: &sled::Db, records: &sled::Tree, audit: &sled::Tree) -> Result<u64, StoreError> {
+    let mut last = db.generate_id().map_err(io)?;
+    if let Some((k, _)) = records.last().map_err(io)? {
+        last = last.max(key_to_id(&k).unwrap_or(0));
+    }
+    for kv in audit.iter() {
+        let (_, v) = kv.map_err(io)?;
+        if let Ok(entry) = serde_json::from_slice::<AuditEntry>(&v) {
+            last = last.max(entry.exemption_id.0);
+        }
+    }
+    Ok(last)
+}
+
+fn tx_err(e: TransactionError<()>) -> StoreError {
+    match e {
+        TransactionError::Abort(()) => StoreError::Io("transaction aborted".into()),
+        TransactionError::Storage(e) => io(e),
+    }
+}
+
 fn key_to_id(key: &[u8]) -> Option<u64> {
     let arr: [u8; 8] = key.try_into().ok()?;
     Some(u64::from_be_bytes(arr))
 }
 
-impl Stored for SledStore {
+/// [`Stored`] over the sled store during one commit: ids are counted
+/// from `meta/last_id` here, and the counter is written back in the
+/// commit's transaction, so a change that fails uses up no id.
+struct SledIds<'a> {
+    store: &'a SledStore,
+    last: u64,
+}
+
+impl Stored for SledIds<'_> {
     fn record(&self, id: ExemptionId) -> Result<Option<Exemption>, StoreError> {
-        self.get(id)
+        self.store.get(id)
     }
 
     fn identity(&self, key: &str) -> Result<Option<ExemptionId>, StoreError> {
-        Ok(self.identity.get(key.as_bytes()).map_err(io)?.map(|v| ExemptionId(key_to_id(&v).unwrap_or(0))))
+        Ok(self.store.identity.get(key.as_bytes()).map_err(io)?.map(|v| ExemptionId(key_to_id(&v).unwrap_or(0))))
     }
 
     fn next_id(&mut self) -> Result<ExemptionId, StoreError> {
-        let id = self.db.generate_id().map_err(io)?.checked_add(1).ok_or(StoreError::IdsExhausted)?;
-        if id > MAX_EXEMPTION_ID {
-            return Err(StoreError::IdsExhausted);
-        }
+        let id = self.last.checked_add(1).filter(|id| *id <= MAX_EXEMPTION_ID).ok_or(StoreError::IdsExhausted)?;
+        self.last = id;
         Ok(ExemptionId(id))
     }
 }
@@ -445,9 +512,11 @@ impl ExemptionStore for SledStore {
             return Ok(Committed::default());
         }
         let _guard = self.lock();
-        let last = self.audit.last().map_err(io)?.and_then(|(k, _)| key_to_id(&k)).unwrap_or(0);
-        let mut handle = self.clone();
-        let p = prepare(&mut handle, change, ctx, at, last + 1)?;
+        let last = self.last_audit_seq()?;
+        let first_id = self.last_id()?;
+        let mut ids = SledIds { store: self, last: first_id };
+        let p = prepare(&mut ids, change, ctx, at, last + 1)?;
+        let last_id = (ids.last != first_id).then(|| ids.last.to_be_bytes());
         // Encode everything once, outside the transaction closure (sled
         // may run the closure more than once).
         let mut puts: Vec<([u8; 8], Vec<u8>)> = Vec::new();
@@ -460,8 +529,8 @@ impl ExemptionStore for SledStore {
             .iter()
             .map(|a| Ok((a.seq.to_be_bytes(), serde_json::to_vec(a).map_err(json_err)?)))
             .collect::<Result<_, StoreError>>()?;
-        (&self.records, &self.identity, &self.audit)
-            .transaction(|(records, identity, audit)| {
+        (&self.records, &self.identity, &self.audit, &self.meta)
+            .transaction(|(records, identity, audit, meta)| {
                 for key in &dels {
                     records.remove(key)?;
                 }
@@ -477,14 +546,18 @@ impl ExemptionStore for SledStore {
                 for (key, value) in &entries {
                     audit.insert(key, value.as_slice())?;
                 }
+                if let Some(last_id) = &last_id {
+                    meta.insert(LAST_ID, last_id)?;
+                }
                 Ok::<(), ConflictableTransactionError<()>>(())
             })
-            .map_err(|e| match e {
-                TransactionError::Abort(()) => StoreError::Io("transaction aborted".into()),
-                TransactionError::Storage(e) => io(e),
-            })?;
+            .map_err(tx_err)?;
         self.db.flush().map_err(io)?;
         Ok(p.committed)
+    }
+
+    fn last_audit_seq(&self) -> Result<u64, StoreError> {
+        Ok(self.audit.last().map_err(io)?.and_then(|(k, _)| key_to_id(&k)).unwrap_or(0))
     }
 
     fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {

@@ -93,6 +93,10 @@ impl ExemptionStore for MemStore {
         Ok(p.committed)
     }
 
+    fn last_audit_seq(&self) -> Result<u64, StoreError> {
+        Ok(self.lock().audit.last().map_or(0, |a| a.seq))
+    }
+
     fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
         let g = self.lock();
         let end = query.before_seq.unwrap_or(u64::MAX);

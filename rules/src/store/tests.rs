@@ -166,9 +166,58 @@ fn sled_refuses_a_newer_schema() {
     {
         // No flusher thread: it could hold the file lock past the drop.
         let db = sled::Config::new().path(dir.path()).flush_every_ms(None).open().unwrap();
-        db.open_tree("meta").unwrap().insert("schema", "3").unwrap();
+        db.open_tree("meta").unwrap().insert("schema", "4").unwrap();
         db.flush().unwrap();
     }
-    let err = SledStore::open(dir.path()).err().expect("schema 3 refused").to_string();
+    let err = SledStore::open(dir.path()).err().expect("schema 4 refused").to_string();
     assert!(err.contains("schema"), "{err}");
+}
+
+#[test]
+fn ids_count_up_by_one_across_reopens_and_a_conflict_uses_none() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = SledStore::open(dir.path()).unwrap();
+        assert_eq!(s.insert(new("203.0.113.1"), &ctx("crm"), T0).unwrap().id, ExemptionId(1));
+        assert!(matches!(s.insert(new("203.0.113.1"), &ctx("crm"), T0), Err(StoreError::Conflict { .. })));
+        let b = s.insert(new("203.0.113.2"), &ctx("crm"), T0).unwrap();
+        assert_eq!(b.id, ExemptionId(2), "the refused grant took no id");
+        s.remove(b.id, AuditAction::Revoke, &ctx("crm"), T0).unwrap();
+    }
+    for expected in [3, 4] {
+        let s = SledStore::open(dir.path()).unwrap();
+        let e = s.insert(new(&format!("203.0.113.{expected}")), &ctx("crm"), T1).unwrap();
+        assert_eq!(e.id, ExemptionId(expected), "ids go on by one after a reopen, and 2 is not reused");
+    }
+}
+
+#[test]
+fn sled_upgrades_a_schema_2_store_above_every_id_it_used() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        // Schema 2 took ids from generate_id: ids 1,000,001 (removed, seen
+        // only in the audit trail) and 7 (still stored).
+        let s = SledStore::open(dir.path()).unwrap();
+        s.insert(new("203.0.113.7"), &ctx("crm"), T0).unwrap();
+        drop(s);
+        let db = sled::Config::new().path(dir.path()).flush_every_ms(None).open().unwrap();
+        let meta = db.open_tree("meta").unwrap();
+        meta.insert("schema", "2").unwrap();
+        meta.remove("last_id").unwrap();
+        let audit = db.open_tree("audit").unwrap();
+        let mut entry: serde_json::Value =
+            serde_json::from_slice(&audit.get(1u64.to_be_bytes()).unwrap().unwrap()).unwrap();
+        entry["exemption_id"] = 1_000_001.into();
+        entry["after"]["id"] = 1_000_001.into();
+        audit.insert(1u64.to_be_bytes(), serde_json::to_vec(&entry).unwrap()).unwrap();
+        db.flush().unwrap();
+    }
+    let s = SledStore::open(dir.path()).unwrap();
+    let e = s.insert(new("203.0.113.8"), &ctx("crm"), T1).unwrap();
+    // Above the audit trail's 1,000,001 (and above whatever sled's own
+    // generator reached, which jumps on every open); from then on, by one.
+    assert!(e.id.0 > 1_000_001, "{}", e.id);
+    let f = s.insert(new("203.0.113.9"), &ctx("crm"), T1).unwrap();
+    assert_eq!(f.id.0, e.id.0 + 1);
+    assert_eq!(s.last_audit_seq().unwrap(), 3);
 }

@@ -64,10 +64,15 @@ EMULATED_BASE = (
     ("src25_6", 30000, "tcp6,tp_src=25", "drop"),
     ("frag6", 30000, "tcp6,nw_frag=yes", "drop"),
     ("normal", 0, "", "NORMAL"),
+    # Frames the switch cannot read into: more VLAN tags than it parses,
+    # an IPv6 header chain it cannot parse.
+    ("vlan8100", 30000, "dl_type=0x8100", "drop"),
+    ("vlan88a8", 30000, "dl_type=0x88a8", "drop"),
+    ("v6unparsed", 30000, "ipv6,nw_proto=0", "drop"),
 )
 # What an OpenFlow 1.0 switch gets: the IPv4 policy only (no IPv6, no
-# nw_frag matches in OpenFlow 1.0).
-OF10_BASE = ("dst25", "src25", "normal")
+# nw_frag matches in OpenFlow 1.0), and the stacked-VLAN drops.
+OF10_BASE = ("dst25", "src25", "normal", "vlan8100", "vlan88a8")
 EXEMPT_PRIORITY = 40000
 # --emulate --fault: controller bugs the harness must catch.  The of10-*
 # ones need --openflow 10: "of10-careless" installs the tp_dst=25 drop as a

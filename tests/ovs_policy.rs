@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use support::{wait_for, Bridge, Daemon};
 
-const BASE: [&str; 7] = [
+const BASE: [&str; 10] = [
     "cookie=0x2525010000000001, priority=30000,tcp,tp_dst=25 actions=drop",
     "cookie=0x2525010000000002, priority=30000,tcp,tp_src=25 actions=drop",
     "cookie=0x2525010000000003, priority=30000,tcp,nw_frag=yes actions=drop",
@@ -14,6 +14,9 @@ const BASE: [&str; 7] = [
     "cookie=0x2525010000000005, priority=30000,tcp6,tp_src=25 actions=drop",
     "cookie=0x2525010000000006, priority=30000,tcp6,nw_frag=yes actions=drop",
     "cookie=0x2525010000000007, priority=0 actions=NORMAL",
+    "cookie=0x2525010000000008, priority=30000,dl_type=0x8100 actions=drop",
+    "cookie=0x2525010000000009, priority=30000,dl_type=0x88a8 actions=drop",
+    "cookie=0x252501000000000a, priority=30000,ipv6,nw_proto=0 actions=drop",
 ];
 
 fn ours(br: &Bridge) -> Vec<String> {
@@ -104,7 +107,7 @@ fn grant_and_revoke_reach_the_switch_and_trace_agrees() {
     let mut extra = exempt_flows(id4, false, "198.51.100.7");
     extra.extend(exempt_flows(id6, true, "2001:db8::/64"));
     assert_eq!(ours(&br), expected(&extra));
-    assert_eq!(st["flow_count"], 11);
+    assert_eq!(st["flow_count"], 14);
     assert_ne!(br.trace(&out4), DROP, "exempted subscriber still blocked");
     assert_ne!(br.trace(&in4), DROP, "replies from port 25 to the exempted subscriber dropped");
     assert_ne!(br.trace(&out6), DROP, "exempted IPv6 subscriber still blocked");
@@ -140,7 +143,7 @@ fn restart_and_reconnect_send_no_changes_and_keep_counters() {
     assert_eq!(ours(&br), before);
     assert_eq!(st["last_round"]["added"], 0, "{st}");
     assert_eq!(st["last_round"]["deleted"], 0, "{st}");
-    assert_eq!(st["last_round"]["kept"], 9, "{st}");
+    assert_eq!(st["last_round"]["kept"], 12, "{st}");
     assert_eq!(st["last_round"]["complete"], true, "{st}");
     assert!(ours(&br).iter().any(|l| l.contains(&format!("0x25250200000000{id:02x}"))));
     d2.stop();
@@ -161,7 +164,7 @@ fn revocation_while_disconnected_is_applied_on_reconnect() {
     br.detach();
     wait_for(Duration::from_secs(10), || d.switch(&dpid).is_none().then_some(())).expect("session ended");
     d.revoke(gone);
-    assert_eq!(ours(&br).len(), 11, "flows changed while disconnected");
+    assert_eq!(ours(&br).len(), 14, "flows changed while disconnected");
     br.attach(d.bound.openflow);
     let st = d.wait_in_sync(&dpid);
     assert_eq!(ours(&br), expected(&exempt_flows(keep, false, "198.51.100.1")));
@@ -211,14 +214,14 @@ fn a_refused_flow_mod_is_reported_for_that_switch_and_the_block_stays() {
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(dir.path());
     let br = Bridge::new("OpenFlow13");
-    // A table that holds 6 flows and refuses more: the 7th (the NORMAL
+    // A table that holds 9 flows and refuses more: the 10th (the NORMAL
     // catch-all) is refused with OFPFMFC_TABLE_FULL.
     br.set(&[
         "--",
         "--id=@ft",
         "create",
         "Flow_Table",
-        "flow_limit=6",
+        "flow_limit=9",
         "overflow_policy=refuse",
         "--",
         "set",
@@ -235,9 +238,9 @@ fn a_refused_flow_mod_is_reported_for_that_switch_and_the_block_stays() {
         let s = d.switch(&dpid)?;
         let settled = s["state"] == "degraded"
             && s["last_error"].is_string()
-            && s["flow_count"] == 6
+            && s["flow_count"] == 9
             && s["last_round"]["refused"] == 1
-            && ours(&br).len() == 6;
+            && ours(&br).len() == 9;
         settled.then_some(s)
     })
     .unwrap_or_else(|| panic!("switch never reported degraded with the drops in place: {:?}", d.switch(&dpid)));
@@ -245,11 +248,11 @@ fn a_refused_flow_mod_is_reported_for_that_switch_and_the_block_stays() {
     assert!(err.contains("TABLE_FULL"), "{err}");
     assert!(err.contains("priority=0"), "error does not name the flow: {err}");
     assert_eq!(st["in_sync"], false);
-    assert_eq!(st["flow_count"], 6, "{st}");
+    assert_eq!(st["flow_count"], 9, "{st}");
     assert_eq!(st["last_round"]["refused"], 1, "{st}");
     // Fail closed: every drop went in before the forwarding flow.
     let flows = ours(&br);
-    assert_eq!(flows.len(), 6, "{flows:#?}");
+    assert_eq!(flows.len(), 9, "{flows:#?}");
     assert!(flows.iter().all(|l| l.ends_with("actions=drop")), "{flows:#?}");
     d.stop();
 }
@@ -284,8 +287,8 @@ fn an_openflow10_switch_enforces_ipv4_and_says_ipv6_is_not() {
     assert_eq!(st["ipv6_enforced"], false, "{st}");
     assert_eq!(st["fragments_enforced"], false, "{st}");
     assert_eq!(st["bundles"], false, "{st}");
-    // IPv4 drops and the catch-all; IPv6 and fragment flows cannot be
-    // expressed in 1.0. Every port match carries dl_type and nw_proto (the
+    // IPv4 drops, the stacked-VLAN drops and the catch-all; IPv6 and
+    // fragment flows cannot be expressed in 1.0. Every port match carries dl_type and nw_proto (the
     // 1.0 errata), so these are tcp flows, not "all IP".
     assert_eq!(
         ours(&br),
@@ -293,6 +296,8 @@ fn an_openflow10_switch_enforces_ipv4_and_says_ipv6_is_not() {
             "cookie=0x2525010000000001, priority=30000,tcp,tp_dst=25 actions=drop".to_string(),
             "cookie=0x2525010000000002, priority=30000,tcp,tp_src=25 actions=drop".to_string(),
             "cookie=0x2525010000000007, priority=0 actions=NORMAL".to_string(),
+            "cookie=0x2525010000000008, priority=30000,dl_type=0x8100 actions=drop".to_string(),
+            "cookie=0x2525010000000009, priority=30000,dl_type=0x88a8 actions=drop".to_string(),
         ]
     );
     let a = br.port_a();
@@ -321,13 +326,13 @@ fn an_openflow10_switch_enforces_ipv4_and_says_ipv6_is_not() {
     let id4 = d.grant("198.51.100.7/32");
     let _id6 = d.grant("2001:db8::7/128");
     let st = d.wait_in_sync(&dpid);
-    assert_eq!(st["flow_count"], 5, "{st}");
-    assert_eq!(ours(&br).len(), 5);
+    assert_eq!(st["flow_count"], 7, "{st}");
+    assert_eq!(ours(&br).len(), 7);
     assert_ne!(br.trace(&out25), DROP, "exempted subscriber blocked on the 1.0 switch");
     d.revoke(id4);
     d.wait_in_sync(&dpid);
     assert_eq!(br.trace(&out25), DROP);
-    assert_eq!(ours(&br).len(), 3);
+    assert_eq!(ours(&br).len(), 5);
     // A restart converges by read-back (1.0 cannot filter by cookie) and
     // changes nothing.
     d.stop();
@@ -336,7 +341,7 @@ fn an_openflow10_switch_enforces_ipv4_and_says_ipv6_is_not() {
     let st = d2.wait_in_sync(&dpid);
     assert_eq!(st["last_round"]["added"], 0, "{st}");
     assert_eq!(st["last_round"]["deleted"], 0, "{st}");
-    assert_eq!(ours(&br).len(), 3);
+    assert_eq!(ours(&br).len(), 5);
     d2.stop();
 }
 
@@ -359,13 +364,13 @@ fn a_large_table_is_read_back_across_many_multipart_replies() {
     br.attach(d.bound.openflow);
     let dpid = br.dpid_hex();
     let st = d.wait_in_sync(&dpid);
-    assert_eq!(st["flow_count"], 6007, "{st}");
-    assert_eq!(ours(&br).len(), 6007);
+    assert_eq!(st["flow_count"], 6010, "{st}");
+    assert_eq!(ours(&br).len(), 6010);
     d.stop();
     let d2 = Daemon::start(dir.path());
     br.attach(d2.bound.openflow);
     let st = d2.wait_in_sync(&dpid);
-    assert_eq!(st["last_round"]["kept"], 6007, "{st}");
+    assert_eq!(st["last_round"]["kept"], 6010, "{st}");
     assert_eq!(st["last_round"]["added"], 0, "{st}");
     assert_eq!(st["last_round"]["deleted"], 0, "{st}");
     assert_eq!(st["last_round"]["complete"], true, "{st}");
@@ -419,6 +424,93 @@ fn syn_hex(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> String {
     p.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Bytes as hex.
+fn hex(p: &[u8]) -> String {
+    p.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A TCP SYN (no checksums: the switch does not check them).
+fn tcp_syn(sport: u16, dport: u16) -> Vec<u8> {
+    let mut t = Vec::new();
+    t.extend_from_slice(&sport.to_be_bytes());
+    t.extend_from_slice(&dport.to_be_bytes());
+    t.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0]);
+    t
+}
+
+/// Ethernet with VLAN tags (TPID, VID) in front of `ether_type`.
+fn eth(tags: &[(u16, u16)], ether_type: u16, payload: &[u8]) -> String {
+    let mut p: Vec<u8> = vec![0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 1];
+    for (tpid, vid) in tags {
+        p.extend_from_slice(&tpid.to_be_bytes());
+        p.extend_from_slice(&vid.to_be_bytes());
+    }
+    p.extend_from_slice(&ether_type.to_be_bytes());
+    p.extend_from_slice(payload);
+    hex(&p)
+}
+
+fn ipv4_tcp(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
+    let mut p = vec![0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0];
+    p.extend_from_slice(&src);
+    p.extend_from_slice(&dst);
+    p.extend(tcp_syn(sport, dport));
+    p
+}
+
+fn ipv6(next: u8, rest: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x60, 0, 0, 0];
+    p.extend_from_slice(&(rest.len() as u16).to_be_bytes());
+    p.extend_from_slice(&[next, 64]);
+    p.extend_from_slice(&"2001:db8::1".parse::<std::net::Ipv6Addr>().unwrap().octets());
+    p.extend_from_slice(&"2001:db8:1::1".parse::<std::net::Ipv6Addr>().unwrap().octets());
+    p.extend_from_slice(rest);
+    p
+}
+
+#[test]
+fn frames_the_switch_cannot_read_into_are_dropped_and_readable_ones_judged() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path());
+    d.grant("198.51.100.7");
+    let br = Bridge::new("OpenFlow13");
+    br.attach(d.bound.openflow);
+    d.wait_in_sync(&br.dpid_hex());
+    let a = br.port_a();
+    let (sub, exempt, mx) = ([198, 51, 100, 1], [198, 51, 100, 7], [192, 0, 2, 1]);
+    // Two tags: OVS (vlan-limit 1) sees the inner tag's type and no IP
+    // header, so a SYN to 25 inside would pass any port match.
+    for outer in [0x88a8, 0x8100] {
+        for (src, dport) in [(sub, 25), (exempt, 25), (sub, 80)] {
+            let frame = eth(&[(outer, 10), (0x8100, 20)], 0x0800, &ipv4_tcp(src, mx, 40000, dport));
+            assert_eq!(br.trace_packet(&a, &frame), DROP, "two tags {outer:#x}, {src:?} -> :{dport}");
+        }
+    }
+    // Controls: one tag is read through, and judged by its TCP header.
+    assert_ne!(br.trace_packet(&a, &eth(&[(0x8100, 10)], 0x0800, &ipv4_tcp(sub, mx, 40000, 80))), DROP);
+    assert_ne!(br.trace_packet(&a, &eth(&[(0x88a8, 10)], 0x0800, &ipv4_tcp(exempt, mx, 40000, 25))), DROP);
+    assert_eq!(br.trace_packet(&a, &eth(&[(0x8100, 10)], 0x0800, &ipv4_tcp(sub, mx, 40000, 25))), DROP);
+
+    // An IPv6 first fragment whose destination-options header runs on
+    // into the next fragment: OVS cannot parse to the transport header
+    // (ipv6,nw_proto=0), the TCP SYN behind it would pass the port match.
+    let mut dstopts = vec![6u8, 10];
+    dstopts.resize(88, 0);
+    let mut frag = vec![60u8, 0, 0, 1, 0, 0, 0x12, 0x34];
+    frag.extend_from_slice(&dstopts[..64]);
+    assert_eq!(br.trace_packet(&a, &eth(&[], 0x86dd, &ipv6(44, &frag))), DROP, "cut-off header chain");
+    // Controls: a hop-by-hop header OVS parses past; TCP 80 behind it
+    // flows, TCP 25 behind it is dropped by the port match.
+    let hbh = |dport| {
+        let mut h = vec![6u8, 0, 1, 4, 0, 0, 0, 0];
+        h.extend(tcp_syn(40000, dport));
+        h
+    };
+    assert_ne!(br.trace_packet(&a, &eth(&[], 0x86dd, &ipv6(0, &hbh(80)))), DROP);
+    assert_eq!(br.trace_packet(&a, &eth(&[], 0x86dd, &ipv6(0, &hbh(25)))), DROP);
+    d.stop();
+}
+
 #[test]
 fn blocked_attempts_are_counted_per_switch_and_rule() {
     let dir = tempfile::tempdir().unwrap();
@@ -456,7 +548,7 @@ fn blocked_attempts_are_counted_per_switch_and_rule() {
     })
     .unwrap_or_else(|| panic!("blocked counter never reached 3: {:?}", d.switch(&dpid)));
     let rules: Vec<&str> = st["blocked"].as_array().unwrap().iter().map(|c| c["rule"].as_str().unwrap()).collect();
-    assert_eq!(rules.len(), 6, "{st}");
+    assert_eq!(rules.len(), 9, "{st}");
     let src = st["blocked"].as_array().unwrap().iter().find(|c| c["rule"] == "tcp_src_25_ipv4").unwrap();
     assert_eq!(src["packets"], 0, "{st}");
     assert!(st["blocked_at"].is_string());

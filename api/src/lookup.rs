@@ -90,6 +90,7 @@ fn remote(ip: IpAddr) -> IpAddr {
 fn verdicts(covering: &[&Exemption], dpid: Dpid, ip: IpAddr) -> (Outcome, Outcome) {
     let tcp = |src, dst, src_port, dst_port| Packet {
         vlan: None,
+        headers: port25_rules::Headers::Readable,
         src,
         dst,
         ip_proto: 6,

@@ -12,6 +12,8 @@
 //!                   tcp,  tp_src=25                          drop
 //!                   tcp,  nw_frag=yes                        drop
 //!                   tcp6, tp_dst=25 / tp_src=25 / nw_frag=yes drop
+//!                   dl_type=0x8100, dl_type=0x88a8           drop
+//!                   ipv6, nw_proto=0                         drop
 //! default (0)       any                                      forward
 //! ```
 //!
@@ -26,6 +28,23 @@
 //! TCP fragments are therefore dropped outright (legitimate TCP does not
 //! fragment: it sizes segments by MSS and path MTU). UDP fragments (large
 //! DNS answers) are not touched.
+//!
+//! Frames the switch cannot read into are dropped too, whoever sent them,
+//! because nothing tells whether they carry TCP to port 25:
+//! - **more VLAN tags than the switch parses.** OVS parses one VLAN tag by
+//!   default (`other_config:vlan-limit=1`); a double-tagged (QinQ) frame
+//!   then shows the inner tag's type, 0x8100 or 0x88a8, and no IP header,
+//!   so no port match could see a SYN to port 25 inside it. Networks that
+//!   carry double-tagged frames through the switch set `vlan-limit=2` (or
+//!   0, unlimited): OVS then reads the IP header and the normal policy
+//!   applies.
+//! - **an IPv6 header chain the switch cannot parse.** OVS reports such a
+//!   packet as `ipv6,nw_proto=0` (no transport header, not a fragment):
+//!   for example a first fragment whose extension headers go on into the
+//!   next fragment, hiding a TCP header behind them. RFC 7112 makes such
+//!   packets invalid; receivers that reassemble them anyway would get the
+//!   SYN. A chain OVS parses ends in a real protocol, so nothing valid has
+//!   `nw_proto=0` there.
 
 use crate::flow::{CookieSpace, FlowAction, FlowSpec, FragMatch, Match};
 use crate::model::{Dpid, Exemption, Family};
@@ -129,7 +148,14 @@ mod rule {
     pub const DROP_TCP_SRC_25_V6: u64 = 5;
     pub const DROP_TCP_FRAG_V6: u64 = 6;
     pub const DEFAULT_FORWARD: u64 = 7;
+    pub const DROP_STACKED_VLAN_8100: u64 = 8;
+    pub const DROP_STACKED_VLAN_88A8: u64 = 9;
+    pub const DROP_UNPARSED_V6: u64 = 10;
 }
+
+/// Ethernet types of VLAN tags (802.1Q, 802.1ad). A frame whose parsed
+/// type is one of these carries more tags than the switch parses.
+pub const VLAN_TPIDS: [u16; 2] = [0x8100, 0x88a8];
 
 /// The name of a base drop rule (the value part of its cookie), for
 /// counters and logs; `None` for the catch-all and unknown numbers.
@@ -141,14 +167,18 @@ pub fn drop_rule_name(rule: u64) -> Option<&'static str> {
         rule::DROP_TCP_DST_25_V6 => "tcp_dst_25_ipv6",
         rule::DROP_TCP_SRC_25_V6 => "tcp_src_25_ipv6",
         rule::DROP_TCP_FRAG_V6 => "tcp_fragments_ipv6",
+        rule::DROP_STACKED_VLAN_8100 => "stacked_vlan_8100",
+        rule::DROP_STACKED_VLAN_88A8 => "stacked_vlan_88a8",
+        rule::DROP_UNPARSED_V6 => "ipv6_unparsed_headers",
         _ => return None,
     })
 }
 
-/// The base flows every switch gets: port-25 drops for both families and
-/// the catch-all forwarding flow.
+/// The base flows every switch gets: port-25 drops for both families, the
+/// drops of frames the switch cannot read into, and the catch-all
+/// forwarding flow.
 pub fn base_flows(cfg: &PolicyConfig) -> Vec<FlowSpec> {
-    let mut flows = Vec::with_capacity(7);
+    let mut flows = Vec::with_capacity(10);
     for fam in Family::BOTH {
         let (dst, src, frag) = match fam {
             Family::V4 => (rule::DROP_TCP_DST_25_V4, rule::DROP_TCP_SRC_25_V4, rule::DROP_TCP_FRAG_V4),
@@ -167,6 +197,19 @@ pub fn base_flows(cfg: &PolicyConfig) -> Vec<FlowSpec> {
                 action: FlowAction::Drop,
             });
         }
+    }
+    for (m, r) in [
+        (Match::ethertype(VLAN_TPIDS[0]), rule::DROP_STACKED_VLAN_8100),
+        (Match::ethertype(VLAN_TPIDS[1]), rule::DROP_STACKED_VLAN_88A8),
+        (Match::ip_proto_of(Family::V6, 0), rule::DROP_UNPARSED_V6),
+    ] {
+        flows.push(FlowSpec {
+            table: cfg.table,
+            priority: cfg.drop_priority,
+            matcher: m,
+            cookie: cfg.cookies.base(r),
+            action: FlowAction::Drop,
+        });
     }
     flows.push(FlowSpec {
         table: cfg.table,

@@ -206,6 +206,18 @@ impl Match {
         Match::default()
     }
 
+    /// Every frame whose Ethernet type, as the switch parsed it, is
+    /// `eth_type`. With an IP type, prefer [`Match::tcp`] and friends.
+    pub fn ethertype(eth_type: u16) -> Match {
+        Match { eth_type: Some(eth_type), ..Match::default() }
+    }
+
+    /// All IP packets of one family whose protocol, as the switch parsed
+    /// it, is `ip_proto` (`eth_type` and `ip_proto`).
+    pub fn ip_proto_of(family: Family, ip_proto: u8) -> Match {
+        Match { eth_type: Some(family.eth_type()), ip_proto: Some(ip_proto), ..Match::default() }
+    }
+
     /// All TCP of one family (`eth_type`, `ip_proto=6`).
     pub fn tcp(family: Family) -> Match {
         Match { eth_type: Some(family.eth_type()), ip_proto: Some(6), ..Match::default() }
@@ -319,6 +331,8 @@ impl fmt::Display for Match {
             (Some(Family::V6), Some(6)) => parts.push("tcp6".into()),
             (Some(Family::V4), None) => parts.push("ip".into()),
             (Some(Family::V6), None) => parts.push("ipv6".into()),
+            (Some(Family::V4), Some(p)) => parts.push(format!("ip,nw_proto={p}")),
+            (Some(Family::V6), Some(p)) => parts.push(format!("ipv6,nw_proto={p}")),
             (fam, proto) => {
                 if let Some(e) = self.eth_type {
                     parts.push(format!("dl_type=0x{e:04x}"));

@@ -26,7 +26,7 @@ pub mod table;
 
 pub use audit::{AuditAction, AuditContext, AuditEntry, AuditQuery};
 pub use compile::{compile, ConfigError, Forward, PolicyConfig};
-pub use decide::{decide, Packet, Verdict};
+pub use decide::{decide, Headers, Packet, Verdict};
 pub use flow::{CookieKind, CookieSpace, FlowAction, FlowKey, FlowSpec, FragMatch, Fragment, Match};
 pub use model::{Dpid, Exemption, ExemptionId, Family, NewExemption, Prefix, PrefixError, Scope};
 pub use snapshot::Snapshot;

@@ -3,15 +3,42 @@
 //! `fail_mode=secure` with no matching flow drops).
 //!
 //! It models what an OVS switch in the default ("normal") fragment mode
-//! sees: every fragment shows TCP ports 0.
+//! sees: every fragment shows TCP ports 0. It parses one VLAN tag (OVS's
+//! default `vlan-limit`): behind a second tag it sees only that tag's
+//! type. An IPv6 packet whose header chain it cannot parse shows
+//! `nw_proto=0`, no ports and no fragment (what OVS reports).
 
-use crate::decide::{Packet, Verdict};
+use crate::decide::{Headers, Packet, Verdict};
 use crate::flow::{FlowAction, FlowSpec, Fragment, Match};
 use crate::model::Family;
 
 /// Whether a flow's match accepts a packet, as the switch sees it.
 pub fn matches(m: &Match, pkt: &Packet) -> bool {
     let family = Family::of(pkt.src);
+    if let Headers::ExtraVlanTag { tpid } = pkt.headers {
+        // Only the tag's type is visible: any other field's prerequisite
+        // (an IP eth_type) fails.
+        let only_type = m.ip_proto().is_none()
+            && m.ip_src().is_none()
+            && m.ip_dst().is_none()
+            && m.tcp_src().is_none()
+            && m.tcp_dst().is_none()
+            && m.ip_frag().is_none();
+        return only_type && m.eth_type().unwrap_or(tpid) == tpid;
+    }
+    let broken = pkt.headers == Headers::BrokenIpv6Chain && family == Family::V6;
+    if broken {
+        // Addresses are visible; protocol 0, no ports, not a fragment.
+        let seen = Packet {
+            ip_proto: 0,
+            src_port: 0,
+            dst_port: 0,
+            fragment: Fragment::None,
+            headers: Headers::Readable,
+            ..*pkt
+        };
+        return matches(m, &seen);
+    }
     if let Some(et) = m.eth_type() {
         if et != family.eth_type() {
             return false;

@@ -5,7 +5,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use port25_rules::table::lookup;
 use port25_rules::{
-    compile, decide, Dpid, Exemption, ExemptionId, Forward, Fragment, Packet, PolicyConfig, Prefix, Scope, Verdict,
+    compile, decide, Dpid, Exemption, ExemptionId, Forward, Fragment, Headers, Packet, PolicyConfig, Prefix, Scope,
+    Verdict,
 };
 use proptest::prelude::*;
 use time::OffsetDateTime;
@@ -78,12 +79,22 @@ fn packet() -> impl Strategy<Value = Packet> {
         port(),
         prop_oneof![4 => Just(Fragment::None), 1 => Just(Fragment::First), 1 => Just(Fragment::Later)],
         proptest::option::of(0u16..4096),
+        prop_oneof![
+            8 => Just(Headers::Readable),
+            1 => prop_oneof![Just(0x8100u16), Just(0x88a8)].prop_map(|tpid| Headers::ExtraVlanTag { tpid }),
+            1 => Just(Headers::BrokenIpv6Chain),
+        ],
     )
-        .prop_map(|((src, dst), ip_proto, src_port, dst_port, fragment, vlan)| Packet {
-            vlan,
+        .prop_map(|((src, dst), ip_proto, src_port, dst_port, fragment, vlan, headers)| Packet {
+            // After IPv6 extension headers the protocol is never 0 (that
+            // is the hop-by-hop header, which the switch parses past): 59,
+            // "no next header", is what such a chain ends in.
+            ip_proto: if src.is_ipv6() && ip_proto == 0 { 59 } else { ip_proto },
+            // A second tag needs a first.
+            vlan: if matches!(headers, Headers::ExtraVlanTag { .. }) { Some(vlan.unwrap_or(1)) } else { vlan },
+            headers,
             src,
             dst,
-            ip_proto,
             src_port,
             dst_port,
             fragment,
@@ -125,6 +136,7 @@ proptest! {
             return Ok(());
         }
         pkt.src = e.subscriber.addr();
+        pkt.headers = Headers::Readable;
         pkt.ip_proto = 6;
         pkt.dst_port = 25;
         check(&PolicyConfig::default(), &ex, &[pkt])?;
@@ -137,6 +149,7 @@ proptest! {
 fn pkt4(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, fragment: Fragment) -> Packet {
     Packet {
         vlan: None,
+        headers: Headers::Readable,
         src: IpAddr::from(src),
         dst: IpAddr::from(dst),
         ip_proto: 6,
@@ -173,6 +186,7 @@ fn the_policy_in_examples() {
     // IPv6 is blocked too.
     let p6 = Packet {
         vlan: Some(10),
+        headers: Headers::Readable,
         src: "2001:db8::8".parse().unwrap(),
         dst: "2001:db8:1::1".parse().unwrap(),
         ip_proto: 6,
@@ -184,4 +198,23 @@ fn the_policy_in_examples() {
     // UDP fragments pass.
     let udp = Packet { ip_proto: 17, ..pkt4([198, 51, 100, 8], [192, 0, 2, 1], 53, 40000, Fragment::Later) };
     assert_eq!(v(&udp), Verdict::Forward);
+    // A second VLAN tag hides the IP header from the switch: dropped,
+    // exempted sender or not, port 80 or 25. One tag is read through.
+    for tpid in [0x8100, 0x88a8] {
+        for (src, dport) in [([198, 51, 100, 8], 25), ([198, 51, 100, 7], 25), ([198, 51, 100, 8], 80)] {
+            let qinq = Packet {
+                vlan: Some(10),
+                headers: Headers::ExtraVlanTag { tpid },
+                ..pkt4(src, [192, 0, 2, 1], 40000, dport, Fragment::None)
+            };
+            assert_eq!(v(&qinq), Verdict::Drop, "{qinq:?}");
+        }
+    }
+    let tagged = Packet { vlan: Some(10), ..pkt4([198, 51, 100, 8], [192, 0, 2, 1], 40000, 80, Fragment::None) };
+    assert_eq!(v(&tagged), Verdict::Forward);
+    // An IPv6 header chain the switch cannot parse is dropped; one it can
+    // parse is judged by its transport header.
+    let broken = Packet { headers: Headers::BrokenIpv6Chain, dst_port: 80, ..p6 };
+    assert_eq!(v(&broken), Verdict::Drop);
+    assert_eq!(v(&Packet { headers: Headers::Readable, ..broken }), Verdict::Forward);
 }

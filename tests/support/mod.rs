@@ -167,6 +167,12 @@ impl Bridge {
         out.lines().find(|l| l.starts_with("Datapath actions:")).unwrap_or("no verdict").to_owned()
     }
 
+    /// The switch's verdict for a whole frame (hex), entering on `in_port`.
+    pub fn trace_packet(&self, in_port: &str, hex: &str) -> String {
+        let out = run("ovs-appctl", &["ofproto/trace", &self.name, &format!("in_port={in_port}"), hex]).unwrap();
+        out.lines().find(|l| l.starts_with("Datapath actions:")).unwrap_or("no verdict").to_owned()
+    }
+
     pub fn port_a(&self) -> String {
         format!("{}a", self.name)
     }

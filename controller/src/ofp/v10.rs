@@ -126,6 +126,7 @@ const PORT_STATUS_LEN: usize = 56;
 /// `ofp_flow_stats` without actions.
 const FLOW_STATS_FIXED: usize = 88;
 const ETH_IPV4: u16 = 0x0800;
+const ETH_IPV6: u16 = 0x86dd;
 const IP_TCP: u8 = 6;
 
 /// One 1.0 `ofp_flow_stats` record.
@@ -371,7 +372,13 @@ pub fn match_to_v10(m: &Match) -> Result<Match10, Unrepresentable> {
         return Err(Unrepresentable::Fragment);
     }
     let v6 = |p: Option<Prefix>| p.is_some_and(|p| p.v4().is_none());
-    if m.eth_type().is_some_and(|e| e != ETH_IPV4) || v6(m.ip_src()) || v6(m.ip_dst()) {
+    // Any Ethernet type but IPv6 can be matched (alone, or IPv4 with its
+    // fields): the stacked-VLAN drops are `dl_type=0x8100` and 0x88a8.
+    if m.eth_type() == Some(ETH_IPV6) || v6(m.ip_src()) || v6(m.ip_dst()) {
+        return Err(Unrepresentable::Ipv6);
+    }
+    let ip_fields = m.ip_proto().is_some() || m.ip_src().is_some() || m.ip_dst().is_some();
+    if ip_fields && m.eth_type() != Some(ETH_IPV4) {
         return Err(Unrepresentable::Ipv6);
     }
     let has_port = m.tcp_src().is_some() || m.tcp_dst().is_some();

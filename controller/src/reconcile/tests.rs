@@ -142,7 +142,16 @@ fn packets() -> Vec<Packet> {
             }
             for (sport, dport) in [(40000, 25), (25, 40000), (40000, 587), (40000, 80)] {
                 for fragment in [Fragment::None, Fragment::First, Fragment::Later] {
-                    out.push(Packet { vlan: None, src, dst, ip_proto: 6, src_port: sport, dst_port: dport, fragment });
+                    out.push(Packet {
+                        vlan: None,
+                        headers: port25_rules::Headers::Readable,
+                        src,
+                        dst,
+                        ip_proto: 6,
+                        src_port: sport,
+                        dst_port: dport,
+                        fragment,
+                    });
                 }
             }
         }

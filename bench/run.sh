@@ -4,6 +4,13 @@
 #
 #   bash bench/run.sh                       # everything (about 10 minutes)
 #   bash bench/run.sh --figures ab --runs 5 --sizes 1000,10000,100000
+#   bash bench/run.sh --figures g           # only (g): Faucet as a peer
+#   FAUCET=1 bash bench/run.sh              # everything, then (g)
+#
+# (g) is bench/faucet.sh: Faucet from PyPI in a virtualenv on the same
+# policy, its own table after p25bench's. Only with a g in --figures or
+# FAUCET=1 (it installs Faucet on first use); FAUCET_RULES sets its sizes
+# (default 1000). If Faucet cannot be installed it says so and the rest runs.
 #
 # Needs Open vSwitch running (scripts/setup-host.sh) and root for ovs-vsctl.
 # Bridges are named p25b<pid>x<n>, and only those are deleted on exit.
@@ -36,5 +43,24 @@ echo "building (release)..." >&2
 cargo build --release --quiet -p port25 -p port25-bench
 BIN="$CARGO_TARGET_DIR/release"
 
+# --figures and --runs, for (g); p25bench parses them itself.
+figures=abcdef
+runs=3
+args=("$@")
+for ((i = 0; i < ${#args[@]}; i++)); do
+    case "${args[i]}" in
+        --figures) figures="${args[i + 1]:-}" ;;
+        --runs) runs="${args[i + 1]:-3}" ;;
+    esac
+done
+faucet="${FAUCET:-0}"
+[[ "$figures" == *g* ]] && faucet=1
+
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(ovs-vsctl --version | head -1), load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-"$BIN/p25bench" all --port25d "$BIN/port25d" --work "$P25BENCH_RUN" "$@"
+if [[ "$figures" == *[a-f]* ]]; then
+    "$BIN/p25bench" all --port25d "$BIN/port25d" --work "$P25BENCH_RUN" "$@"
+fi
+if [[ "$faucet" == 1 ]]; then
+    bash bench/faucet.sh --port25d "$BIN/port25d" --runs "$runs" --rules "${FAUCET_RULES:-1000}" ||
+        echo "faucet: bench/faucet.sh failed (exit $?)" >&2
+fi

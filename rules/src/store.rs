@@ -380,7 +380,7 @@ impl SledStore {
             // and the marker.
             None | Some(b"1") | Some(b"2") => {
                 let last = legacy_last_id(&db, &records, &audit)?;
-                (&meta)
+                meta
                     .transaction(|meta| {
                         meta.insert(LAST_ID, &last.to_be_bytes())?;
                         meta.insert("schema", SCHEMA)?;

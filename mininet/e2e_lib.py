@@ -171,8 +171,9 @@ class Flow:
                          "idle_timeout", "hard_timeout", "importance"):
                 continue
             else:
-                # The last field is "priority=P,match,..." (or bare flags).
-                for tok in f.split(","):
+                # The last field is "priority=P,match,...", after any
+                # flags ("send_flow_rem priority=...": space-separated).
+                for tok in f.replace(" ", ",").split(","):
                     k, _, v = tok.partition("=")
                     if k == "priority":
                         self.priority = int(v)

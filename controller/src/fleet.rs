@@ -181,6 +181,32 @@ impl Fleet {
         }
     }
 
+    /// Mark `session` refused for `why`, and forget earlier refused
+    /// entries of the same switch: the same datapath id, or, before the
+    /// switch said who it is, the same peer address (port aside). A
+    /// refused switch reconnects every few seconds; the list shows it
+    /// once, with its latest attempt, not once per attempt.
+    pub fn refuse(&self, session: u64, why: String, at: OffsetDateTime) {
+        {
+            let mut g = self.inner.write().unwrap_or_else(|p| p.into_inner());
+            let Some(me) = g.get(&session).map(|s| (s.dpid, s.peer.ip())) else { return };
+            g.retain(|id, s| {
+                let same = match (me.0, s.dpid) {
+                    (Some(a), Some(b)) => a == b,
+                    (None, None) => s.peer.ip() == me.1,
+                    _ => false,
+                };
+                *id == session || s.state != SwitchState::Refused || !same
+            });
+            if let Some(s) = g.get_mut(&session) {
+                s.state = SwitchState::Refused;
+                s.last_error = Some(why);
+                s.last_error_at = Some(at);
+            }
+        }
+        self.changed();
+    }
+
     /// Drop an entry.
     pub fn remove(&self, session: u64) {
         let removed = {
@@ -244,5 +270,35 @@ mod tests {
         fleet.remove(1);
         assert!(rx.has_changed().unwrap(), "remove");
         assert_eq!(fleet.len(), 0);
+    }
+
+    #[test]
+    fn a_refused_switch_that_retries_is_listed_once() {
+        let fleet = Fleet::new();
+        let at = OffsetDateTime::UNIX_EPOCH;
+        // Three attempts of one switch (dpid 7), one of another, and two
+        // refused before the features reply from one address.
+        for (session, dpid) in [(1, Some(7)), (2, Some(8)), (3, Some(7)), (4, None), (5, None), (6, Some(7))] {
+            fleet.put(SwitchStatus { dpid: dpid.map(Dpid), ..status(session) });
+            fleet.refuse(session, format!("attempt {session}"), at);
+        }
+        // A live session of dpid 7 is not a refused one: it stays.
+        fleet.put(SwitchStatus { dpid: Some(Dpid(7)), state: SwitchState::InSync, ..status(9) });
+        fleet.put(SwitchStatus { dpid: Some(Dpid(7)), ..status(10) });
+        fleet.refuse(10, "attempt 10".into(), at);
+        let left: Vec<(u64, SwitchState)> = fleet.snapshot().iter().map(|s| (s.session, s.state)).collect();
+        assert_eq!(
+            left,
+            vec![
+                (5, SwitchState::Refused),
+                (9, SwitchState::InSync),
+                (10, SwitchState::Refused),
+                (2, SwitchState::Refused)
+            ]
+        );
+        assert_eq!(
+            fleet.snapshot().iter().find(|s| s.session == 10).unwrap().last_error.as_deref(),
+            Some("attempt 10")
+        );
     }
 }

@@ -38,7 +38,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
-use port25_rules::{compile, Dpid, FlowAction, PolicyConfig, Snapshot};
+use port25_rules::{compile, CookieKind, CookieSpace, Dpid, FlowAction, PolicyConfig, Snapshot};
 use time::OffsetDateTime;
 use tokio::io::AsyncWriteExt;
 use tokio::io::{AsyncRead, AsyncWrite, ReadHalf, WriteHalf};
@@ -51,6 +51,7 @@ use tracing::{debug, error, info, warn, Instrument};
 use crate::fleet::{BlockedCounter, Fleet, RoundSummary, SwitchState, SwitchStatus};
 use crate::metrics::Metrics;
 use crate::ofp::bundle::{self, BundleCtrl};
+use crate::ofp::v13::OFPTT_ALL;
 use crate::ofp::{self, msg_type, DecodeError, FlowMod, FlowModCommand, Frame, MatchSpec, Message, OfpCodec};
 use crate::reconcile::{self, Change, Installed, Plan};
 use crate::server::RateLimit;
@@ -298,11 +299,7 @@ pub async fn run<S: SwitchStream>(stream: S, peer: SocketAddr, id: u64, shared: 
             SessionEnd::Shutdown => debug!("session closed for shutdown"),
             SessionEnd::Refused(why) => {
                 warn!(reason = %why, "switch refused");
-                fleet.update(id, |s| {
-                    s.state = SwitchState::Refused;
-                    s.last_error = Some(why.clone());
-                    s.last_error_at = Some(OffsetDateTime::now_utc());
-                });
+                fleet.refuse(id, why.clone(), OffsetDateTime::now_utc());
                 // Keep refused switches visible for a while, then forget them.
                 let fleet = fleet.clone();
                 tokio::spawn(async move {
@@ -473,6 +470,10 @@ struct Session {
     retry_at: Option<Instant>,
     /// Rate limit for warnings a switch can trigger at will.
     noisy: RateLimit,
+    /// Lines about refused flow-mods: a full table refuses thousands in
+    /// one round; each is counted in metrics and kept for the round's
+    /// summary, and at most a few per second are logged.
+    refusals: RateLimit,
     /// When the next full read-back of an in-sync switch is due.
     audit_at: Option<Instant>,
     /// When the drop-flow counters are next polled.
@@ -489,9 +490,13 @@ struct Session {
     /// flow-mods and a barrier instead.
     bundles: Option<bool>,
     next_bundle: u32,
-    /// The last bundle was refused as a whole: send the next round as
-    /// ordered flow-mods.
+    /// A bundle was refused as a whole (a full table, say): send rounds as
+    /// ordered flow-mods, which put in everything the switch accepts,
+    /// until one finishes clean; then bundles again.
     plain_next: bool,
+    /// (cookie, priority) of the base flows the last finished round
+    /// deleted itself: their flow-removed reports are not alarms.
+    own_deletes: std::collections::HashSet<(u64, u16)>,
 }
 
 impl Session {
@@ -511,6 +516,7 @@ impl Session {
             pending: false,
             retry_at: None,
             noisy: RateLimit::new(5),
+            refusals: RateLimit::new(5),
             audit_at: None,
             counters_at: None,
             counters: None,
@@ -520,6 +526,7 @@ impl Session {
             bundles: None,
             next_bundle: 1,
             plain_next: false,
+            own_deletes: Default::default(),
         }
     }
 
@@ -799,10 +806,13 @@ impl Session {
                 // only flows carrying our prefix are kept (below).
                 ofp::v10::encode_flow_stats_request(&mut b, xid, cfg.table);
             } else {
+                // Every table, not only ours: flows of ours left in
+                // another table (policy.table changed) would otherwise
+                // stay, with their allows, after a revocation.
                 ofp::encode_flow_stats_request(
                     &mut b,
                     xid,
-                    cfg.table,
+                    OFPTT_ALL,
                     cfg.cookies.filter_value(),
                     cfg.cookies.filter_mask(),
                 );
@@ -859,7 +869,6 @@ impl Session {
         // old table to the new in one step, so no packet sees a half-applied
         // policy (and OVS applies a bundle several times faster).
         let use_bundle = plan.changes.len() > BUNDLE_MIN_CHANGES && self.bundles != Some(false) && !self.plain_next;
-        self.plain_next = false;
         let bundle = if use_bundle {
             let id = self.next_bundle;
             self.next_bundle = self.next_bundle.wrapping_add(1);
@@ -870,6 +879,7 @@ impl Session {
             None
         };
         let first_xid = self.next_xid;
+        let cookies = &self.shared.cfg.policy.cookies.clone();
         let mut inner = BytesMut::with_capacity(512);
         for (n, change) in plan.changes.iter().enumerate() {
             if n % 1024 == 1023 {
@@ -879,10 +889,10 @@ impl Session {
             let xid = self.xid();
             match &bundle {
                 None if self.version == ofp::OFP10 => encode_change_v10(&mut buf, xid, change),
-                None => encode_change(&mut buf, xid, change),
+                None => encode_change(&mut buf, xid, change, cookies),
                 Some(b) => {
                     inner.clear();
-                    encode_change(&mut inner, xid, change);
+                    encode_change(&mut inner, xid, change, cookies);
                     if let Err(e) = bundle::encode_bundle_add(&mut buf, b.id, BUNDLE_FLAGS, &inner) {
                         error!(error = %e, change = %change.describe(), "change not encoded into the bundle");
                     }
@@ -985,8 +995,10 @@ impl Session {
                 }
                 // Both versions' records in one shape. 1.3 switches filter
                 // by cookie; 1.0 cannot, so everything comes back. Either
-                // way only flows with our prefix in our table are kept: a
-                // foreign flow is never ours to touch.
+                // way only flows with our prefix are kept: a foreign flow
+                // is never ours to touch. 1.3 reads every table (ours in
+                // another table are stale); 1.0 reads and serves table 0.
+                let v10 = self.version == ofp::OFP10;
                 let records: Vec<Installed> = match mp.body {
                     ofp::MultipartBody::Flow(records) => records
                         .into_iter()
@@ -1015,7 +1027,7 @@ impl Session {
                         Vec::new()
                     }
                 };
-                for r in records.into_iter().filter(|r| cfg.cookies.owns(r.cookie) && r.table == cfg.table) {
+                for r in records.into_iter().filter(|r| cfg.cookies.owns(r.cookie) && (!v10 || r.table == cfg.table)) {
                     if flows.len() >= max {
                         *truncated = true;
                         break;
@@ -1035,6 +1047,10 @@ impl Session {
                 Ok(())
             }
             Message::Error(e) => self.on_error(frame.xid, e.err_type, e.code, &e.data).await,
+            Message::FlowRemoved(fr) => {
+                self.on_flow_removed(fr);
+                Ok(())
+            }
             Message::PortStatus { reason, port_no, name } => {
                 debug!(reason, port_no, %name, "port status");
                 Ok(())
@@ -1094,7 +1110,9 @@ impl Session {
                         // Adds to a bundle the switch never opened: noise.
                         return Ok(());
                     }
-                    error!(error = %what, %flow, "switch refused a flow-mod");
+                    if let Some(suppressed) = self.refusals.allow() {
+                        error!(error = %what, %flow, suppressed, "switch refused a flow-mod");
+                    }
                     self.shared.metrics.error(self.dpid, &what, err_type, code);
                     a.errors.push(format!("{what}: {flow}"));
                     a.refused.push(idx);
@@ -1122,6 +1140,45 @@ impl Session {
         self.synced = None;
         self.pending = true;
         Ok(())
+    }
+
+    /// The switch removed a flow that asked to be reported: one of our
+    /// base flows (drops, catch-all). Unless this round is deleting it
+    /// itself, someone else did (`ovs-ofctl del-flows`, another
+    /// controller): the switch may now be more open than the policy, so
+    /// it is read back and repaired at once instead of at the next audit.
+    fn on_flow_removed(&mut self, fr: ofp::FlowRemoved) {
+        let cfg = self.shared.cfg.policy;
+        let Some(CookieKind::Base(rule)) = cfg.cookies.parse(fr.cookie) else { return };
+        // The report of our own delete can come after the round's barrier
+        // reply (OVS sends it when a bundle commits), so the last
+        // finished round counts too.
+        let ours_to_delete = self.own_deletes.contains(&(fr.cookie, fr.priority))
+            || match &self.round {
+                Some(Round::Apply(a)) => a
+                    .plan
+                    .changes
+                    .iter()
+                    .any(|c| matches!(c, Change::Delete(i) if i.cookie == fr.cookie && i.priority == fr.priority)),
+                _ => false,
+            };
+        if ours_to_delete {
+            return;
+        }
+        let name = port25_rules::compile::drop_rule_name(rule).unwrap_or("default forwarding");
+        if let Some(suppressed) = self.noisy.allow() {
+            warn!(
+                rule = name,
+                cookie = format_args!("0x{:016x}", fr.cookie),
+                reason = fr.reason,
+                table = fr.table_id,
+                suppressed,
+                "switch removed one of port25d's base flows; reading it back to restore it"
+            );
+        }
+        self.note_error(format!("the switch removed base flow {name} (cookie 0x{:016x}); restoring it", fr.cookie));
+        self.synced = None;
+        self.pending = true;
     }
 
     /// Ask the switch for the counters of our base flows.
@@ -1212,6 +1269,19 @@ impl Session {
     fn finish_apply(&mut self) {
         let Some(Round::Apply(mut a)) = self.round.take() else { return };
         self.full_permit = None;
+        self.own_deletes = a
+            .plan
+            .changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::Delete(i)
+                    if matches!(self.shared.cfg.policy.cookies.parse(i.cookie), Some(CookieKind::Base(_))) =>
+                {
+                    Some((i.cookie, i.priority))
+                }
+                _ => None,
+            })
+            .collect();
         if let Some(b) = &a.bundle {
             if !b.committed && !b.failed {
                 // A barrier reply after a commit without its reply: the
@@ -1263,6 +1333,7 @@ impl Session {
         };
         self.shared.metrics.round(a.kind, ok, a.started.elapsed().as_secs_f64());
         if ok {
+            self.plain_next = false;
             self.synced = Some(a.snapshot);
             if self.counters_at.is_none() && self.counters.is_none() {
                 if let Some(every) = self.shared.cfg.counters_interval {
@@ -1380,8 +1451,11 @@ fn encode_change_v10(buf: &mut BytesMut, xid: u32, change: &Change) {
     }
 }
 
-/// Encode one planned change as a flow-mod.
-fn encode_change(buf: &mut BytesMut, xid: u32, change: &Change) {
+/// Encode one planned change as a flow-mod. Base flows (the drops and
+/// the catch-all) ask the switch to report their removal, so one deleted
+/// by hand or by another controller is put back at once (see
+/// `Session::on_flow_removed`), not only at the next audit.
+fn encode_change(buf: &mut BytesMut, xid: u32, change: &Change, cookies: &CookieSpace) {
     match change {
         Change::Add(f) => ofp::encode_flow_mod(
             buf,
@@ -1394,7 +1468,11 @@ fn encode_change(buf: &mut BytesMut, xid: u32, change: &Change) {
                 cookie_mask: 0,
                 matcher: MatchSpec::Typed(&f.matcher),
                 action: f.action,
-                flags: 0,
+                flags: if matches!(cookies.parse(f.cookie), Some(CookieKind::Base(_))) {
+                    ofp::OFPFF_SEND_FLOW_REM
+                } else {
+                    0
+                },
             },
         ),
         Change::Delete(i) => {
@@ -1447,6 +1525,7 @@ fn kind(m: &Message) -> &'static str {
         Message::PortStatus { .. } => "port_status",
         Message::MultipartReply(_) => "multipart_reply",
         Message::BarrierReply => "barrier_reply",
+        Message::FlowRemoved(_) => "flow_removed",
         Message::Unknown { .. } => "unknown",
     }
 }

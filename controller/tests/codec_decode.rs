@@ -378,3 +378,31 @@ fn frame_body_is_the_bytes_after_the_header() {
     let f = Frame { version: 4, msg_type: 21, xid: 3, body: Bytes::new() };
     assert_eq!(decode_message(&f).unwrap(), Message::BarrierReply);
 }
+
+/// Checked with `ovs-ofctl ofp-print`: "OFPT_FLOW_REMOVED (OF1.3) (xid=0x7):
+/// priority=30000 reason=delete table_id=0 cookie:0x2525010000000001
+/// duration5s idle0 pkts3 bytes180".
+#[test]
+fn flow_removed_13_gives_cookie_priority_reason_and_table() {
+    let wire = hex("04 0b 0038 00000007 2525010000000001 7530 02 00 00000005 00000000 0000 0000
+                    0000000000000003 00000000000000b4 0001 0004 00000000");
+    let m = decode(&wire).unwrap();
+    let want =
+        port25_controller::ofp::FlowRemoved { cookie: 0x2525010000000001, priority: 30000, reason: 2, table_id: 0 };
+    assert_eq!(m, Message::FlowRemoved(want));
+    // One byte short of the fixed part and an empty match: an error, not a panic.
+    let short = msg(4, 11, 7, &wire[8..8 + 47]);
+    assert!(decode(&short).is_err());
+}
+
+/// The 1.0 layout puts the 40-byte match first (ofp-print agrees).
+#[test]
+fn flow_removed_10_reads_past_the_match() {
+    let mut body = vec![0u8; 40];
+    body.extend(hex("2525010000000001 7530 02 00 00000005 00000000 0000 0000 0000000000000003 00000000000000b4"));
+    let m = decode(&msg(1, 11, 7, &body)).unwrap();
+    let want =
+        port25_controller::ofp::FlowRemoved { cookie: 0x2525010000000001, priority: 30000, reason: 2, table_id: 0 };
+    assert_eq!(m, Message::FlowRemoved(want));
+    assert!(decode(&msg(1, 11, 7, &body[..79])).is_err());
+}

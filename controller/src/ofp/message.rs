@@ -48,11 +48,32 @@ pub enum Message {
     },
     MultipartReply(v13::MultipartReply),
     BarrierReply,
+    /// `OFPT_FLOW_REMOVED`: the switch removed a flow that asked for it
+    /// (`OFPFF_SEND_FLOW_REM`). Only the fields port25 acts on.
+    FlowRemoved(FlowRemoved),
     /// Any other type, or a type from a version we do not decode.
     Unknown {
         msg_type: u8,
         body: Bytes,
     },
+}
+
+/// The fixed part of `OFPT_FLOW_REMOVED` that both versions have.
+///
+/// ```text
+/// 1.3: cookie u64 | priority u16 | reason u8 | table_id u8 | durations,
+///      timeouts, counters (36 bytes) | ofp_match (variable)
+/// 1.0: ofp_match (40 bytes) | cookie u64 | priority u16 | reason u8 | pad | ...
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowRemoved {
+    pub cookie: u64,
+    pub priority: u16,
+    /// `OFPRR_IDLE_TIMEOUT` 0, `OFPRR_HARD_TIMEOUT` 1, `OFPRR_DELETE` 2,
+    /// `OFPRR_GROUP_DELETE` 3 (1.3).
+    pub reason: u8,
+    /// The table (1.3); 0 for 1.0, which has one table in this message.
+    pub table_id: u8,
 }
 
 /// `OFPT_HELLO`.

@@ -49,7 +49,8 @@ pub mod v13;
 pub use codec::OfpCodec;
 pub use error::{DecodeError, EncodeError};
 pub use message::{
-    decode_message, encode_echo_reply, encode_echo_request, encode_error, encode_hello, ErrorMsg, Hello, Message,
+    decode_message, encode_echo_reply, encode_echo_request, encode_error, encode_hello, ErrorMsg, FlowRemoved, Hello,
+    Message,
 };
 pub use oxm::{decode_match, encode_match};
 pub use v13::{
@@ -77,6 +78,7 @@ pub mod msg_type {
     pub const EXPERIMENTER: u8 = 4;
     pub const FEATURES_REQUEST: u8 = 5;
     pub const FEATURES_REPLY: u8 = 6;
+    pub const FLOW_REMOVED: u8 = 11;
     pub const PORT_STATUS: u8 = 12;
     pub const FLOW_MOD: u8 = 14;
     pub const MULTIPART_REQUEST: u8 = 18;
@@ -91,6 +93,8 @@ pub const OFPET_HELLO_FAILED: u16 = 0;
 pub const OFPHFC_INCOMPATIBLE: u16 = 0;
 /// `OFPET_EXPERIMENTER`: the code field carries exp_type, then a u32 experimenter id.
 pub const OFPET_EXPERIMENTER: u16 = 0xffff;
+/// `OFPFF_SEND_FLOW_REM`: tell the controller when the flow is removed.
+pub const OFPFF_SEND_FLOW_REM: u16 = 1;
 
 /// One framed message: the 8-byte header split out, body = bytes after the header.
 #[derive(Debug, Clone, PartialEq, Eq)]

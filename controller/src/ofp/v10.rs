@@ -176,6 +176,16 @@ pub(crate) fn decode(ty: u8, mut body: Bytes) -> Result<Message, DecodeError> {
             let capabilities = body.get_u32();
             Message::FeaturesReply(Features { datapath_id, n_buffers, n_tables, auxiliary_id: 0, capabilities })
         }
+        super::msg_type::FLOW_REMOVED => {
+            // ofp_match (40), cookie, priority, reason, pad, durations,
+            // idle timeout, pad, counters: 80 bytes of body in all.
+            need(&body, MATCH_LEN + 40, "1.0 flow removed")?;
+            body.advance(MATCH_LEN);
+            let cookie = body.get_u64();
+            let priority = body.get_u16();
+            let reason = body.get_u8();
+            Message::FlowRemoved(super::message::FlowRemoved { cookie, priority, reason, table_id: 0 })
+        }
         msg_type::PORT_STATUS => {
             need(&body, PORT_STATUS_LEN, "1.0 port status")?;
             let reason = body.get_u8();

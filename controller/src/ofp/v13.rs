@@ -154,6 +154,17 @@ pub(crate) fn decode(ty: u8, mut body: Bytes) -> Result<Message, DecodeError> {
         }
         msg_type::MULTIPART_REPLY => Message::MultipartReply(decode_multipart_reply(body)?),
         msg_type::BARRIER_REPLY => Message::BarrierReply,
+        msg_type::FLOW_REMOVED => {
+            // cookie, priority, reason, table; 28 bytes of durations,
+            // timeouts and counters; a match of at least 8 bytes (not
+            // needed here).
+            need(&body, 12 + 36, "flow removed")?;
+            let cookie = body.get_u64();
+            let priority = body.get_u16();
+            let reason = body.get_u8();
+            let table_id = body.get_u8();
+            Message::FlowRemoved(super::message::FlowRemoved { cookie, priority, reason, table_id })
+        }
         ty => Message::Unknown { msg_type: ty, body },
     })
 }

@@ -547,3 +547,29 @@ fn a_switch_that_stops_reading_is_dropped_by_the_write_timeout_with_bounded_memo
     assert_quiet(&sw, 2);
     s.finish(256);
 }
+
+/// A switch that reconnects while its old connection is still open (no
+/// FIN, e.g. a network blip): the new connection replaces the old one at
+/// once, so one switch is served once and `?wait=applied` does not wait
+/// for a connection that can confirm nothing.
+#[test]
+fn a_second_connection_from_the_same_datapath_replaces_the_first() {
+    let s = Scene::new(fast());
+    let dpid = fake::fresh_dpid();
+    let old = FakeSwitch::builder().dpid(dpid).connect(s.d.bound.openflow);
+    wait_fake_in_sync(&s.d, &old);
+    let new = FakeSwitch::builder().dpid(dpid).connect(s.d.bound.openflow);
+    assert!(old.wait_closed(Duration::from_secs(5)), "the old connection was kept open");
+    assert!(!new.is_closed());
+    wait_fake_in_sync(&s.d, &new);
+    let (_, v) = s.d.http("GET", "/v1/switches", None);
+    let same: Vec<&serde_json::Value> =
+        v["switches"].as_array().unwrap().iter().filter(|x| x["dpid"] == new.dpid_hex()).collect();
+    assert_eq!(same.len(), 1, "{v}");
+    let (st, reply) =
+        s.d.http("POST", "/v1/exemptions?wait=applied&wait_timeout_ms=3000", Some(r#"{"subscriber":"198.18.250.1"}"#));
+    assert_eq!(st, 201, "{reply}");
+    assert_eq!(reply["applied"]["complete"], true, "{reply}");
+    s.others_work();
+    assert_quiet(&new, 0);
+}

@@ -133,6 +133,13 @@ pub struct Shared {
     pub full_rounds: Arc<tokio::sync::Semaphore>,
     /// The last compiled flow set, shared by every switch it applies to.
     pub compiled: Arc<std::sync::Mutex<Option<Compiled>>>,
+    /// The live session of each datapath id, and how to end it. A switch
+    /// that reconnects while its old connection is still open (a network
+    /// blip with no FIN) replaces it at once, instead of two sessions
+    /// serving one switch until the old one's idle timeout: the old one
+    /// can confirm nothing, and `?wait=applied` would wait for it. A std
+    /// Mutex: held only to swap an entry, never across an await.
+    pub by_dpid: Arc<std::sync::Mutex<std::collections::HashMap<Dpid, (u64, CancellationToken)>>>,
 }
 
 impl Shared {
@@ -154,6 +161,7 @@ impl Shared {
             metrics,
             full_rounds: Arc::new(tokio::sync::Semaphore::new((cpus * 2).max(4))),
             compiled: Arc::default(),
+            by_dpid: Arc::default(),
         }
     }
 
@@ -209,6 +217,8 @@ pub enum SessionEnd {
     BarrierTimeout(Duration),
     #[error("protocol violation: {0}")]
     Protocol(String),
+    #[error("replaced by a newer connection from the same switch (session {0})")]
+    Replaced(u64),
 }
 
 /// Messages from the reader to the session loop.
@@ -309,6 +319,7 @@ pub async fn run<S: SwitchStream>(stream: S, peer: SocketAddr, id: u64, shared: 
                 return;
             }
             SessionEnd::Closed => info!("switch disconnected"),
+            SessionEnd::Replaced(_) => info!(reason = %end, "switch session ended"),
             other => warn!(reason = %other, "switch session ended"),
         }
         fleet.remove(id);
@@ -556,6 +567,30 @@ impl Session {
         if let Err(why) = self.admission.promote() {
             return SessionEnd::Refused(why);
         }
+        let replaced = CancellationToken::new();
+        if let Some(dpid) = self.dpid {
+            let old = {
+                let mut g = self.shared.by_dpid.lock().unwrap_or_else(|p| p.into_inner());
+                g.insert(dpid, (self.id, replaced.clone()))
+            };
+            if let Some((old_id, token)) = old.filter(|(old_id, _)| *old_id != self.id) {
+                info!(previous_session = old_id, "switch reconnected; closing its previous connection");
+                token.cancel();
+            }
+        }
+        let end = self.serve(rx, replaced).await;
+        if let Some(dpid) = self.dpid {
+            let mut g = self.shared.by_dpid.lock().unwrap_or_else(|p| p.into_inner());
+            if g.get(&dpid).is_some_and(|(id, _)| *id == self.id) {
+                g.remove(&dpid);
+            }
+        }
+        end
+    }
+
+    /// After the handshake: rounds until the connection ends.
+    async fn serve(&mut self, mut rx: mpsc::Receiver<Inbound>, replaced: CancellationToken) -> SessionEnd {
+        let cfg = self.shared.cfg.clone();
         let mut policy = self.shared.policy.clone();
         policy.mark_changed(); // the first round starts at once
         let mut echo = tokio::time::interval(cfg.echo_interval);
@@ -574,6 +609,12 @@ impl Session {
             let shutdown = self.shared.shutdown.clone();
             let res = tokio::select! {
                 _ = shutdown.cancelled() => return SessionEnd::Shutdown,
+                _ = replaced.cancelled() => {
+                    let by = self.dpid.and_then(|d| {
+                        self.shared.by_dpid.lock().unwrap_or_else(|p| p.into_inner()).get(&d).map(|(id, _)| *id)
+                    });
+                    return SessionEnd::Replaced(by.unwrap_or(0));
+                }
                 msg = rx.recv() => match msg {
                     Some(Inbound::Frame(f)) => self.on_frame(f).await,
                     Some(Inbound::End(e)) => return e,

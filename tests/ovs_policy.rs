@@ -615,3 +615,38 @@ fn run_ofctl(br: &Bridge, args: &[&str]) {
     let out = std::process::Command::new("ovs-ofctl").arg("-O").arg(br.protocols()).args(args).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn a_foreign_flow_that_overrides_the_drops_is_reported_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let session = port25_controller::session::SessionConfig {
+        audit_interval: Some(Duration::from_millis(300)),
+        ..Default::default()
+    };
+    let d = Daemon::start_with(dir.path(), session);
+    let br = Bridge::new("OpenFlow13");
+    br.attach(d.bound.openflow);
+    let dpid = br.dpid_hex();
+    let st = d.wait_in_sync(&dpid);
+    assert_eq!(st["overridden_by"], serde_json::json!([]), "{st}");
+    // Another application's flows: one above the drops forwarding SMTP,
+    // one above them for ARP only, one below them.
+    let smtp = "cookie=0x1234, priority=50000,tcp,tp_dst=25 actions=NORMAL";
+    br.add_flow(smtp);
+    br.add_flow("cookie=0x1235, priority=50000,arp actions=NORMAL");
+    br.add_flow("cookie=0x1236, priority=100,tcp,tp_dst=25 actions=NORMAL");
+    let st = wait_for(Duration::from_secs(10), || {
+        let s = d.switch(&dpid)?;
+        (!s["overridden_by"].as_array()?.is_empty()).then_some(s)
+    })
+    .unwrap_or_else(|| panic!("override never reported: {:?}", d.switch(&dpid)));
+    let over: Vec<&str> = st["overridden_by"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert_eq!(over.len(), 1, "{st}");
+    assert!(over[0].contains("cookie=0x1234") && over[0].contains("tcp_dst_25_ipv4"), "{st}");
+    assert!(br.flows().iter().any(|l| l == smtp), "the foreign flow was touched");
+    // Gone: the report clears at the next scan.
+    run_ofctl(&br, &["del-flows", "--strict", &br.name, "priority=50000,tcp,tp_dst=25"]);
+    wait_for(Duration::from_secs(10), || d.switch(&dpid)?["overridden_by"].as_array()?.is_empty().then_some(()))
+        .unwrap_or_else(|| panic!("override report never cleared: {:?}", d.switch(&dpid)));
+    d.stop();
+}

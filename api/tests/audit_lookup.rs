@@ -84,6 +84,7 @@ fn switch(session: u64, dpid: u64, in_sync: bool, version: u64) -> SwitchStatus 
         last_error: None,
         last_round: None,
         last_error_at: None,
+        overridden_by: Vec::new(),
     }
 }
 

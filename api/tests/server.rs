@@ -35,6 +35,7 @@ fn switch(session: u64, dpid: u64) -> SwitchStatus {
         blocked_at: None,
         last_round: None,
         last_error_at: None,
+        overridden_by: Vec::new(),
     }
 }
 
@@ -71,6 +72,7 @@ async fn switches_lists_the_fleet() {
             "last_round": null,
             "last_error": null,
             "last_error_at": null,
+            "overridden_by": [],
         })
     );
     assert_eq!(list[1]["dpid"], "0000000000000002");

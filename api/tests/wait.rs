@@ -33,6 +33,7 @@ fn switch(session: u64, dpid: u64, state: SwitchState, version: u64) -> SwitchSt
         blocked_at: None,
         last_round: None,
         last_error_at: None,
+        overridden_by: Vec::new(),
     }
 }
 

@@ -87,6 +87,13 @@ pub struct SwitchStatus {
     /// When `last_error` happened.
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_error_at: Option<OffsetDateTime>,
+    /// Flows of other applications in our table that sit above the
+    /// port-25 drops, do not drop, and could match what a drop is for
+    /// (as of the last scan, after each full round): each one, with the
+    /// drops it overrides. port25d never touches them; while this is not
+    /// empty the switch is not enforcing the whole policy, whatever
+    /// `in_sync` says about port25d's own flows.
+    pub overridden_by: Vec<String>,
 }
 
 /// One drop flow's counters.
@@ -248,6 +255,7 @@ mod tests {
             last_round: None,
             last_error: None,
             last_error_at: None,
+            overridden_by: Vec::new(),
         }
     }
 

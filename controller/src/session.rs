@@ -302,6 +302,7 @@ pub async fn run<S: SwitchStream>(stream: S, peer: SocketAddr, id: u64, shared: 
             last_round: None,
             last_error: None,
             last_error_at: None,
+            overridden_by: Vec::new(),
         });
         let fleet = shared.fleet.clone();
         let end = drive(stream, id, shared, admission).await;
@@ -495,6 +496,11 @@ struct Session {
     full_permit: Option<tokio::sync::OwnedSemaphorePermit>,
     /// The counters poll in flight: its xid and what has arrived.
     counters: Option<(u32, Vec<BlockedCounter>)>,
+    /// A scan of our table for foreign flows that override the drops is
+    /// due (after each clean full round: connect and every audit).
+    scan_wanted: bool,
+    /// The scan in flight: its xid, what it found so far, flows seen.
+    scan: Option<(u32, Vec<String>, usize)>,
     backoff: Duration,
     /// Whether the switch accepts bundles: unknown until the first try;
     /// `Some(false)` after it refused one, then rounds use ordered
@@ -531,6 +537,8 @@ impl Session {
             audit_at: None,
             counters_at: None,
             counters: None,
+            scan_wanted: false,
+            scan: None,
             want_full: false,
             full_permit: None,
             backoff,
@@ -670,6 +678,12 @@ impl Session {
             if self.round.is_none() && self.pending {
                 self.pending = false;
                 if let Err(e) = self.start_round(&mut policy).await {
+                    return e;
+                }
+            }
+            if self.scan_wanted && self.scan.is_none() && self.round.is_none() {
+                self.scan_wanted = false;
+                if let Err(e) = self.scan_foreign().await {
                     return e;
                 }
             }
@@ -1023,6 +1037,10 @@ impl Session {
                 self.on_counters(mp);
                 Ok(())
             }
+            Message::MultipartReply(mp) if self.scan.as_ref().is_some_and(|(x, ..)| *x == frame.xid) => {
+                self.on_scan(mp);
+                Ok(())
+            }
             Message::MultipartReply(mp) => {
                 let max = self.shared.cfg.max_readback_flows;
                 let cfg = self.shared.cfg.policy;
@@ -1222,6 +1240,63 @@ impl Session {
         self.pending = true;
     }
 
+    /// Read every flow of our table, foreign ones included, to find those
+    /// that override the port-25 drops from above
+    /// ([`port25_rules::compile::drops_overridden_by`]).
+    async fn scan_foreign(&mut self) -> Result<(), SessionEnd> {
+        let table = self.shared.cfg.policy.table;
+        let xid = self.xid();
+        let mut b = BytesMut::new();
+        ofp::encode_flow_stats_request(&mut b, xid, table, 0, 0);
+        self.scan = Some((xid, Vec::new(), 0));
+        self.send(b).await
+    }
+
+    fn on_scan(&mut self, mp: ofp::MultipartReply) {
+        let cfg = self.shared.cfg.policy;
+        let max = self.shared.cfg.max_readback_flows;
+        let Some((_, found, seen)) = self.scan.as_mut() else { return };
+        if let ofp::MultipartBody::Flow(records) = mp.body {
+            for r in records {
+                *seen += 1;
+                if cfg.cookies.owns(r.cookie) || r.table_id != cfg.table {
+                    continue;
+                }
+                let drops = port25_rules::compile::drops_overridden_by(&cfg, r.priority, r.matcher.as_ref(), r.action);
+                if drops.is_empty() || found.len() >= 32 {
+                    continue;
+                }
+                let m =
+                    r.matcher.as_ref().map_or_else(|| "(fields port25d does not model)".to_owned(), |m| m.to_string());
+                let a = r.action.map_or_else(|| "(actions port25d does not model)".to_owned(), |a| a.to_string());
+                found.push(format!(
+                    "cookie=0x{:x},priority={},{m} actions={a} overrides {}",
+                    r.cookie,
+                    r.priority,
+                    drops.join(", ")
+                ));
+            }
+        }
+        if mp.more && *seen < max {
+            return;
+        }
+        let Some((_, found, _)) = self.scan.take() else { return };
+        let mut changed = false;
+        self.shared.fleet.update(self.id, |s| {
+            changed = s.overridden_by != found;
+            s.overridden_by = found.clone();
+        });
+        if changed && !found.is_empty() {
+            warn!(
+                flows = found.len(),
+                first = %found[0],
+                "foreign flows above port25d's drops let port-25 traffic through on this switch; port25d does not touch them"
+            );
+        } else if changed {
+            info!("no foreign flow overrides port25d's drops any more");
+        }
+    }
+
     /// Ask the switch for the counters of our base flows.
     async fn poll_counters(&mut self) -> Result<(), SessionEnd> {
         self.counters_at = self.shared.cfg.counters_interval.map(|every| Instant::now() + every);
@@ -1375,6 +1450,11 @@ impl Session {
         self.shared.metrics.round(a.kind, ok, a.started.elapsed().as_secs_f64());
         if ok {
             self.plain_next = false;
+            if a.kind == "full" && self.version == ofp::OFP13 {
+                // A scan still unanswered from an earlier round is given up.
+                self.scan = None;
+                self.scan_wanted = true;
+            }
             self.synced = Some(a.snapshot);
             if self.counters_at.is_none() && self.counters.is_none() {
                 if let Some(every) = self.shared.cfg.counters_interval {

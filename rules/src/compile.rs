@@ -221,6 +221,46 @@ pub fn base_flows(cfg: &PolicyConfig) -> Vec<FlowSpec> {
     flows
 }
 
+/// The base drops that a foreign flow (not ours) in our table overrides:
+/// it sits above the drop priority, it does not drop, and some packet a
+/// drop is for could match it. A match port25 does not model (`None`:
+/// say an `in_port` match) or an action it does not (`None`: say
+/// `output:2`) is assumed to match and to forward: such a flow is named,
+/// never silently trusted. Returns the drop rules' names.
+pub fn drops_overridden_by(
+    cfg: &PolicyConfig,
+    priority: u16,
+    matcher: Option<&Match>,
+    action: Option<FlowAction>,
+) -> Vec<&'static str> {
+    if priority <= cfg.drop_priority || action == Some(FlowAction::Drop) {
+        return Vec::new();
+    }
+    base_flows(cfg)
+        .iter()
+        .filter(|f| f.action == FlowAction::Drop && matcher.is_none_or_overlaps(&f.matcher))
+        .filter_map(|f| cfg.cookies.parse(f.cookie))
+        .filter_map(|k| match k {
+            crate::flow::CookieKind::Base(rule) => drop_rule_name(rule),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `None` (unmodelled) counts as overlapping.
+trait NoneOrOverlaps {
+    fn is_none_or_overlaps(&self, other: &Match) -> bool;
+}
+
+impl NoneOrOverlaps for Option<&Match> {
+    fn is_none_or_overlaps(&self, other: &Match) -> bool {
+        match self {
+            None => true,
+            Some(m) => m.may_overlap(other),
+        }
+    }
+}
+
 /// The allow flows of one exemption (whatever switch it is for).
 pub fn exemption_flows(cfg: &PolicyConfig, ex: &Exemption) -> [FlowSpec; 2] {
     let mk = |m: Match| FlowSpec {
@@ -297,6 +337,35 @@ mod tests {
             expires_at: None,
             external_id: None,
         }
+    }
+
+    #[test]
+    fn foreign_flows_above_the_drops_that_forward_port_25_are_named() {
+        let cfg = PolicyConfig::default();
+        let over = |prio: u16, m: Option<Match>, a: Option<FlowAction>| drops_overridden_by(&cfg, prio, m.as_ref(), a);
+        let v4 = Family::V4;
+        // Forwards TCP to 25 from above: overrides the IPv4 dst-25 drop,
+        // and the src-25 one for 25 -> 25; no fragment shows port 25.
+        assert_eq!(
+            over(50000, Some(Match::tcp(v4).with_tcp_dst(25)), Some(FlowAction::Normal)),
+            vec!["tcp_dst_25_ipv4", "tcp_src_25_ipv4"]
+        );
+        // All IPv4 TCP from one host: every IPv4 TCP drop.
+        let from = Match::tcp_from("192.0.2.9/32".parse().unwrap());
+        assert_eq!(
+            over(50000, Some(from.clone()), Some(FlowAction::Normal)),
+            vec!["tcp_dst_25_ipv4", "tcp_src_25_ipv4", "tcp_fragments_ipv4"]
+        );
+        // Below the drops, or itself a drop, or another port / protocol: none.
+        assert!(over(20000, Some(from.clone()), Some(FlowAction::Normal)).is_empty());
+        assert!(over(50000, Some(from), Some(FlowAction::Drop)).is_empty());
+        assert!(
+            over(50000, Some(Match::tcp(v4).with_tcp_dst(80).with_tcp_src(443)), Some(FlowAction::Normal)).is_empty()
+        );
+        assert!(over(50000, Some(Match::ethertype(0x0806)), Some(FlowAction::Normal)).is_empty());
+        // A match or action port25 does not model: assumed to override all.
+        assert_eq!(over(50000, None, Some(FlowAction::Normal)).len(), 9);
+        assert_eq!(over(50000, Some(Match::tcp(v4).with_tcp_src(25).with_tcp_dst(80)), None), vec!["tcp_src_25_ipv4"]);
     }
 
     #[test]

@@ -320,6 +320,42 @@ impl Match {
     pub fn family(&self) -> Option<Family> {
         self.eth_type.and_then(Family::from_eth_type)
     }
+
+    /// Whether some packet could match both `self` and `other`: no field
+    /// that both constrain rules it out. Prefixes overlap when one covers
+    /// the other; fragment matches when some fragment state meets both.
+    pub fn may_overlap(&self, other: &Match) -> bool {
+        fn same<T: PartialEq>(a: Option<T>, b: Option<T>) -> bool {
+            match (a, b) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            }
+        }
+        let prefixes = |a: Option<Prefix>, b: Option<Prefix>| match (a, b) {
+            (Some(a), Some(b)) => a.covers(&b) || b.covers(&a),
+            _ => true,
+        };
+        let frags = match (self.ip_frag, other.ip_frag) {
+            (Some(a), Some(b)) => {
+                [Fragment::None, Fragment::First, Fragment::Later].iter().any(|f| a.matches(*f) && b.matches(*f))
+            }
+            _ => true,
+        };
+        // As OVS sees fragments (default frag mode): their ports are 0, so
+        // a match on a non-zero port never meets one that wants fragments.
+        let wants_fragment = |m: &Match| m.ip_frag.is_some_and(|f| !f.matches(Fragment::None));
+        let has_port = |m: &Match| m.tcp_src.is_some_and(|p| p != 0) || m.tcp_dst.is_some_and(|p| p != 0);
+        if (wants_fragment(self) && has_port(other)) || (wants_fragment(other) && has_port(self)) {
+            return false;
+        }
+        same(self.eth_type, other.eth_type)
+            && same(self.ip_proto, other.ip_proto)
+            && prefixes(self.ip_src, other.ip_src)
+            && prefixes(self.ip_dst, other.ip_dst)
+            && same(self.tcp_src, other.tcp_src)
+            && same(self.tcp_dst, other.tcp_dst)
+            && frags
+    }
 }
 
 impl fmt::Display for Match {

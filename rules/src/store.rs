@@ -380,13 +380,12 @@ impl SledStore {
             // and the marker.
             None | Some(b"1") | Some(b"2") => {
                 let last = legacy_last_id(&db, &records, &audit)?;
-                meta
-                    .transaction(|meta| {
-                        meta.insert(LAST_ID, &last.to_be_bytes())?;
-                        meta.insert("schema", SCHEMA)?;
-                        Ok::<(), ConflictableTransactionError<()>>(())
-                    })
-                    .map_err(tx_err)?;
+                meta.transaction(|meta| {
+                    meta.insert(LAST_ID, &last.to_be_bytes())?;
+                    meta.insert("schema", SCHEMA)?;
+                    Ok::<(), ConflictableTransactionError<()>>(())
+                })
+                .map_err(tx_err)?;
                 db.flush().map_err(io)?;
             }
             Some(v) => {

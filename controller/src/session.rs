@@ -203,6 +203,10 @@ pub enum SessionEnd {
     Shutdown,
     #[error("switch closed the connection")]
     Closed,
+    #[error("peer closed the connection in the middle of a message (is it an OpenFlow switch?)")]
+    ClosedMidMessage,
+    #[error("read failed: {0}")]
+    Read(String),
     #[error("switch silent for {0:?}")]
     Idle(Duration),
     #[error("handshake not finished within {0:?}")]
@@ -371,7 +375,12 @@ async fn read_loop<S: SwitchStream>(
         let item = match next {
             Err(_) => Inbound::End(SessionEnd::Idle(idle)),
             Ok(None) => Inbound::End(SessionEnd::Closed),
-            Ok(Some(Err(DecodeError::Io(e)))) => Inbound::End(SessionEnd::Write(format!("read: {e}"))),
+            // tokio-util's framing says "bytes remaining on stream" when
+            // the peer closes with part of a message unread.
+            Ok(Some(Err(DecodeError::Io(e)))) if e.to_string().contains("bytes remaining") => {
+                Inbound::End(SessionEnd::ClosedMidMessage)
+            }
+            Ok(Some(Err(DecodeError::Io(e)))) => Inbound::End(SessionEnd::Read(e.to_string())),
             Ok(Some(Err(e))) => Inbound::End(SessionEnd::Corrupt(e)),
             Ok(Some(Ok(frame))) if frame.msg_type == msg_type::ECHO_REQUEST => {
                 let mut buf = BytesMut::with_capacity(8 + frame.body.len());

@@ -10,6 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use port25_rules::model::clip;
 use port25_rules::{Dpid, Exemption, ExemptionId, NewExemption, Prefix, Scope};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -153,7 +154,7 @@ fn parse_expires_at(v: Value, now: OffsetDateTime) -> Result<OffsetDateTime, Str
         return Err(format!("expires_at must be an RFC 3339 time such as \"2027-01-31T00:00:00Z\", not {}", kind(&v)));
     };
     let at = OffsetDateTime::parse(&s, &Rfc3339)
-        .map_err(|e| format!("'{s}' is not an RFC 3339 time such as 2027-01-31T00:00:00Z: {e}"))?
+        .map_err(|e| format!("'{}' is not an RFC 3339 time such as 2027-01-31T00:00:00Z: {e}", clip(&s)))?
         .to_offset(UtcOffset::UTC);
     if at <= now {
         return Err(format!("expires_at {s} is not in the future"));
@@ -402,7 +403,7 @@ fn parse_id(path: Result<Path<String>, PathRejection>) -> Result<ExemptionId, Ap
     if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
         return Err(ApiError::field(
             "id",
-            format!("'{raw}' is not an exemption id: expected a whole number such as 7"),
+            format!("'{}' is not an exemption id: expected a whole number such as 7", clip(&raw)),
         ));
     }
     raw.parse::<u64>()

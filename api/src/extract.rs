@@ -5,6 +5,7 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{header, HeaderMap, StatusCode};
+use port25_rules::model::clip;
 use serde::de::DeserializeOwned;
 use serde_json::error::Category;
 use serde_json::Value;
@@ -53,7 +54,7 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
         Some(e) if e.starts_with("application/") && e.ends_with("+json") => Ok(()),
         _ => Err(ApiError::UnsupportedMediaType(format!(
             "Content-Type {:?} is not supported: expected application/json",
-            String::from_utf8_lossy(value.as_bytes())
+            clip(&String::from_utf8_lossy(value.as_bytes()))
         ))),
     }
 }

@@ -28,6 +28,7 @@ use std::collections::{HashMap, HashSet};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::Json;
+use port25_rules::model::clip;
 use port25_rules::{AuditAction, Change, Exemption, NewExemption, Prefix, Scope, Snapshot};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -223,7 +224,7 @@ pub(crate) fn validate(body: SyncBody, now: OffsetDateTime) -> Result<Vec<NewExe
             if !external_ids.insert(x.clone()) {
                 return Err(ApiError::field(
                     format!("{prefix}external_id"),
-                    format!("external_id '{x}' appears more than once in the list"),
+                    format!("external_id '{}' appears more than once in the list", clip(x)),
                 ));
             }
         }
@@ -269,7 +270,9 @@ pub(crate) async fn apply(
     let dry_run = match params.dry_run.as_deref() {
         None | Some("false") => false,
         Some("true") => true,
-        Some(other) => return Err(ApiError::field("dry_run", format!("dry_run must be true or false, not '{other}'"))),
+        Some(other) => {
+            return Err(ApiError::field("dry_run", format!("dry_run must be true or false, not '{}'", clip(other))))
+        }
     };
     let wait = crate::wait::parse(params.wait.as_deref(), params.wait_timeout_ms.as_deref())?;
     if dry_run && wait.is_some() {

@@ -28,6 +28,33 @@ async fn rejects_prefix_length_too_long_v4_and_v6() {
 }
 
 #[tokio::test]
+async fn rejects_unicode_whitespace_and_leading_zeros_in_the_length() {
+    for s in [r"\u00a0203.0.113.7/32", r"203.0.113.7/32\u3000"] {
+        refused_body(&format!(r#"{{"subscriber":"{s}"}}"#), Some("subscriber")).await;
+    }
+    let m = refused_body(r#"{"subscriber":"203.0.113.7/032"}"#, Some("subscriber")).await;
+    assert!(m.contains("leading zero"), "{m}");
+    // ASCII whitespace around the value is still forgiven.
+    assert_eq!(harness().grant(r#"{"subscriber":" 203.0.113.7/32\t"}"#).await.status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn error_messages_repeat_at_most_64_characters_of_the_value() {
+    let long = "1".repeat(10_000);
+    for body in [
+        format!(r#"{{"subscriber":"{long}"}}"#),
+        format!(r#"{{"subscriber":"10.0.0.0/{long}"}}"#),
+        format!(r#"{{"subscriber":"203.0.113.7","switches":["{long}"]}}"#),
+    ] {
+        let h = harness();
+        let r = h.send(post_json(&body)).await;
+        assert_eq!(r.status, BAD, "{}", r.json);
+        let m = r.json["error"].as_str().unwrap();
+        assert!(m.chars().count() < 300 && m.contains('\u{2026}'), "{} characters: {}", m.len(), &m[..100]);
+    }
+}
+
+#[tokio::test]
 async fn rejects_host_bits_and_suggests_the_network() {
     let m = refused_body(r#"{"subscriber":"192.0.2.10/24"}"#, Some("subscriber")).await;
     assert!(m.contains("192.0.2.0/24"), "{m}");
@@ -158,5 +185,10 @@ async fn rejects_bad_dpid_naming_its_position() {
             .await;
     assert!(m.contains("'zz'"), "{m}");
     refused_body(r#"{"subscriber":"203.0.113.7/32","switches":[1]}"#, Some("switches[0]")).await;
+    // Only the two written forms: hex digits, or 8 colon-separated pairs.
+    for bad in [":::3:::", "0x:1", "00:02", r"\u30005"] {
+        let body = format!(r#"{{"subscriber":"203.0.113.7/32","switches":["{bad}"]}}"#);
+        refused_body(&body, Some("switches[0]")).await;
+    }
     refused_body(r#"{"subscriber":"203.0.113.7/32","switches":"0000000000000001"}"#, Some("switches")).await;
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use port25_api::auth::parse_sha256_hex;
-use port25_api::{ApiToken, Role, Tokens};
+use port25_api::{ApiOptions, ApiToken, MinPrefixLen, Role, Tokens};
 use port25_controller::session::SessionConfig;
 use port25_controller::tls::TlsFiles;
 use port25_rules::{CookieSpace, Dpid, Forward, PolicyConfig};
@@ -128,11 +128,22 @@ pub struct ApiSection {
     /// `[[api.tokens]]`: bearer tokens. None: no authentication, which is
     /// allowed only on a loopback address.
     pub tokens: Vec<TokenEntry>,
+    /// The shortest IPv4 subscriber prefix an exemption may name (1 to 32).
+    /// Read as a plain integer so that any value gets our range message.
+    pub min_prefix_len_v4: i64,
+    /// The shortest IPv6 subscriber prefix an exemption may name (1 to 128).
+    pub min_prefix_len_v6: i64,
 }
 
 impl Default for ApiSection {
     fn default() -> Self {
-        ApiSection { listen: "127.0.0.1:8080".parse().expect("literal address"), tokens: Vec::new() }
+        let min = MinPrefixLen::default();
+        ApiSection {
+            listen: "127.0.0.1:8080".parse().expect("literal address"),
+            tokens: Vec::new(),
+            min_prefix_len_v4: min.v4.into(),
+            min_prefix_len_v6: min.v6.into(),
+        }
     }
 }
 
@@ -374,6 +385,26 @@ impl Config {
 }
 
 impl Config {
+    /// What the API takes from the configuration: the tokens
+    /// ([`Config::api_tokens`]) and the minimum subscriber prefix lengths.
+    ///
+    /// # Errors
+    /// As [`Config::api_tokens`], or a minimum prefix length out of range.
+    pub fn api_options(&self) -> Result<ApiOptions, ConfigError> {
+        let len = |key: &str, v: i64, max: u8| match u8::try_from(v) {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(invalid(
+                format!("api.{key}"),
+                format!("{v} is out of range (1 to {max}; the default is {})", if max == 32 { 8 } else { 32 }),
+            )),
+        };
+        let min_prefix_len = MinPrefixLen {
+            v4: len("min_prefix_len_v4", self.api.min_prefix_len_v4, 32)?,
+            v6: len("min_prefix_len_v6", self.api.min_prefix_len_v6, 128)?,
+        };
+        Ok(ApiOptions { tokens: self.api_tokens()?, min_prefix_len })
+    }
+
     /// The API tokens, validated, after checking that the API is not
     /// exposed without them.
     ///
@@ -527,6 +558,24 @@ mod tests {
         let e = Config::parse("[api]\nlisten = \"0.0.0.0:8080\"\n").unwrap().api_tokens().unwrap_err().to_string();
         assert!(e.contains("api.listen") && e.contains("[[api.tokens]]"), "{e}");
         assert!(Config::parse("[api]\nlisten = \"[::1]:8080\"\n").unwrap().api_tokens().unwrap().is_empty());
+    }
+
+    #[test]
+    fn min_prefix_lengths_default_and_are_range_checked() {
+        let o = Config::parse("").unwrap().api_options().unwrap();
+        assert_eq!(o.min_prefix_len, MinPrefixLen { v4: 8, v6: 32 });
+        let o = Config::parse("[api]\nmin_prefix_len_v4 = 32\nmin_prefix_len_v6 = 1\n").unwrap().api_options().unwrap();
+        assert_eq!(o.min_prefix_len, MinPrefixLen { v4: 32, v6: 1 });
+        for (text, key) in [
+            ("[api]\nmin_prefix_len_v4 = 0\n", "api.min_prefix_len_v4"),
+            ("[api]\nmin_prefix_len_v4 = 33\n", "api.min_prefix_len_v4"),
+            ("[api]\nmin_prefix_len_v4 = -8\n", "api.min_prefix_len_v4"),
+            ("[api]\nmin_prefix_len_v6 = 129\n", "api.min_prefix_len_v6"),
+            ("[api]\nmin_prefix_len_v6 = 300\n", "api.min_prefix_len_v6"),
+        ] {
+            let e = Config::parse(text).unwrap().api_options().unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains("out of range"), "{text}: {e}");
+        }
     }
 
     #[test]

@@ -141,7 +141,7 @@ pub(crate) async fn create(
                 },
                 other => other,
             })
-            .and_then(|body| Item::from(body).validate(&prefix, now));
+            .and_then(|body| Item::from(body).validate(&prefix, now, state.min_prefix_len));
         match checked {
             Ok(new) => valid.push((i, new)),
             Err(e) => refused.push(rejected(i, e)),

@@ -11,7 +11,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use port25_rules::model::clip;
-use port25_rules::{Dpid, Exemption, ExemptionId, NewExemption, Prefix, Scope};
+use port25_rules::{Dpid, Exemption, ExemptionId, Family, NewExemption, Prefix, Scope};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
@@ -22,7 +22,7 @@ use crate::auth::Who;
 use crate::error::ApiError;
 use crate::extract::{field_of, kind, ApiJson};
 use crate::wait::{Applied, WaitParams};
-use crate::AppState;
+use crate::{AppState, MinPrefixLen};
 
 /// Longest note accepted, in characters.
 pub(crate) const MAX_NOTE_CHARS: usize = 1024;
@@ -91,7 +91,12 @@ impl Item {
     ///
     /// # Errors
     /// A `400` naming the first offending field.
-    pub(crate) fn validate(self, prefix: &str, now: OffsetDateTime) -> Result<NewExemption, ApiError> {
+    pub(crate) fn validate(
+        self,
+        prefix: &str,
+        now: OffsetDateTime,
+        min: MinPrefixLen,
+    ) -> Result<NewExemption, ApiError> {
         let f = |name: &str| format!("{prefix}{name}");
         let subscriber = match self.subscriber {
             None => {
@@ -101,7 +106,8 @@ impl Item {
                 ))
             }
             Some(Value::String(s)) => {
-                s.parse::<Prefix>().map_err(|e| ApiError::field(f("subscriber"), e.to_string()))?
+                let p = s.parse::<Prefix>().map_err(|e| ApiError::field(f("subscriber"), e.to_string()))?;
+                check_subscriber(p, min).map_err(|m| ApiError::field(f("subscriber"), m))?
             }
             Some(other) => {
                 return Err(ApiError::field(
@@ -147,6 +153,24 @@ impl Item {
         };
         Ok(NewExemption { subscriber, note, scope: Scope::from_list(switches), expires_at, external_id })
     }
+}
+
+/// Whether `p` may be an exemption's subscriber: long enough for its
+/// family, and an address a subscriber can have
+/// ([`Prefix::check_subscriber`]). Filters do not go through this.
+fn check_subscriber(p: Prefix, min: MinPrefixLen) -> Result<Prefix, String> {
+    let (shortest, family, key) = match p.family() {
+        Family::V4 => (min.v4, "IPv4", "min_prefix_len_v4"),
+        Family::V6 => (min.v6, "IPv6", "min_prefix_len_v6"),
+    };
+    if p.len() < shortest {
+        return Err(format!(
+            "{p} is too wide: an {family} exemption must be /{shortest} or longer (set by [api] {key} in the \
+             config file)"
+        ));
+    }
+    p.check_subscriber().map_err(|e| e.to_string())?;
+    Ok(p)
 }
 
 fn parse_expires_at(v: Value, now: OffsetDateTime) -> Result<OffsetDateTime, String> {
@@ -273,7 +297,7 @@ pub(crate) async fn create(
 ) -> Result<(StatusCode, HeaderMap, Json<WithApplied<Exemption>>), ApiError> {
     let Query(params) = params.map_err(query_error)?;
     let wait = params.timeout()?;
-    let new = Item::from(body).validate("", OffsetDateTime::now_utc())?;
+    let new = Item::from(body).validate("", OffsetDateTime::now_utc(), state.min_prefix_len)?;
     let (record, version) = state.writer.grant(new, who).await?;
     info!(id = %record.id, subscriber = %record.subscriber, policy_version = version, "exemption granted");
     let mut headers = HeaderMap::new();

@@ -88,6 +88,40 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// provisioning system, some tens of thousands of records.
 pub const SYNC_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
+/// The shortest subscriber prefix an exemption may have, per family
+/// (`[api] min_prefix_len_v4` and `min_prefix_len_v6`). Without a floor,
+/// `0.0.0.0/1` and `128.0.0.0/1` together would exempt everyone; only
+/// `/0` is refused by the model itself. Filters are not limited by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MinPrefixLen {
+    /// 1 to 32; default 8.
+    pub v4: u8,
+    /// 1 to 128; default 32.
+    pub v6: u8,
+}
+
+impl Default for MinPrefixLen {
+    fn default() -> MinPrefixLen {
+        MinPrefixLen { v4: 8, v6: 32 }
+    }
+}
+
+/// What the daemon's configuration sets in the API. `From<Tokens>` keeps
+/// callers that only configure tokens short.
+#[derive(Debug, Clone, Default)]
+pub struct ApiOptions {
+    /// API tokens; empty = authentication off.
+    pub tokens: Tokens,
+    /// The shortest subscriber prefix a grant, bulk item or sync item may name.
+    pub min_prefix_len: MinPrefixLen,
+}
+
+impl From<Tokens> for ApiOptions {
+    fn from(tokens: Tokens) -> ApiOptions {
+        ApiOptions { tokens, ..ApiOptions::default() }
+    }
+}
+
 /// What every handler shares. Cheap to clone (all handles).
 #[derive(Clone)]
 pub struct AppState {
@@ -103,6 +137,8 @@ pub struct AppState {
     pub writer: Writer,
     /// API tokens; empty = authentication off.
     tokens: Arc<Tokens>,
+    /// The shortest subscriber prefix per family.
+    min_prefix_len: MinPrefixLen,
     /// What `GET /metrics` serves: the daemon's metrics plus the API's.
     registry: Arc<Registry>,
     /// The API's request metrics (registered in `registry`).
@@ -130,6 +166,7 @@ impl AppState {
             fleet,
             writer,
             tokens: Arc::new(Tokens::default()),
+            min_prefix_len: MinPrefixLen::default(),
             registry: Arc::new(registry),
             metrics,
         }
@@ -147,6 +184,19 @@ impl AppState {
     pub fn with_tokens(mut self, tokens: Tokens) -> AppState {
         self.tokens = Arc::new(tokens);
         self
+    }
+
+    /// Refuse subscriber prefixes shorter than these in grants, bulk and
+    /// sync items.
+    pub fn with_min_prefix_len(mut self, min: MinPrefixLen) -> AppState {
+        self.min_prefix_len = min;
+        self
+    }
+
+    /// Everything the configuration sets: tokens and prefix limits.
+    pub fn with_options(self, options: impl Into<ApiOptions>) -> AppState {
+        let options = options.into();
+        self.with_tokens(options.tokens).with_min_prefix_len(options.min_prefix_len)
     }
 }
 

@@ -201,7 +201,11 @@ fn reply(dry_run: bool, policy_version: u64, create: Vec<Created>, plan: Plan) -
 }
 
 /// Parse and check every item; the first bad one refuses the request.
-pub(crate) fn validate(body: SyncBody, now: OffsetDateTime) -> Result<Vec<NewExemption>, ApiError> {
+pub(crate) fn validate(
+    body: SyncBody,
+    now: OffsetDateTime,
+    min: crate::MinPrefixLen,
+) -> Result<Vec<NewExemption>, ApiError> {
     let raw = body.exemptions.ok_or_else(|| {
         ApiError::field("exemptions", "exemptions is required: the full list of exemptions, possibly empty")
     })?;
@@ -219,7 +223,7 @@ pub(crate) fn validate(body: SyncBody, now: OffsetDateTime) -> Result<Vec<NewExe
             },
             other => other,
         })?;
-        let new = item.validate(&prefix, now)?;
+        let new = item.validate(&prefix, now, min)?;
         if let Some(x) = &new.external_id {
             if !external_ids.insert(x.clone()) {
                 return Err(ApiError::field(
@@ -278,7 +282,7 @@ pub(crate) async fn apply(
     if dry_run && wait.is_some() {
         return Err(ApiError::field("wait", "a dry run changes nothing, so there is nothing to wait for"));
     }
-    let desired = validate(body, OffsetDateTime::now_utc())?;
+    let desired = validate(body, OffsetDateTime::now_utc(), state.min_prefix_len)?;
     if dry_run {
         let snap = state.writer.snapshot();
         let plan = plan(&snap, desired);

@@ -105,7 +105,7 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(&e.to_string()),
     };
-    let tokens = match cfg.api_tokens() {
+    let api = match cfg.api_options() {
         Ok(t) => t,
         Err(e) => return fail(&e.to_string()),
     };
@@ -129,7 +129,7 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
     };
-    match rt.block_on(daemon::run_with(settings, tokens, daemon::signal(), |_| {})) {
+    match rt.block_on(daemon::run_with(settings, api, daemon::signal(), |_| {})) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&format!("{e:#}")),
     }

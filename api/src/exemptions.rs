@@ -85,18 +85,15 @@ pub(crate) const MAX_TTL_SECONDS: u64 = 315_576_000;
 pub(crate) const MAX_EXTERNAL_ID_CHARS: usize = 128;
 
 impl Item {
-    /// Check every field and build the domain request. Error fields are
-    /// named `{prefix}{field}` (`prefix` is empty for a POST body, and
-    /// `exemptions[3].` for a sync item).
+    /// Check every field and build the domain request, all but its
+    /// expiry: that is computed against the clock when it is stored
+    /// ([`Checked::at`]). Error fields are named `{prefix}{field}`
+    /// (`prefix` is empty for a POST body, and `exemptions[3].` for a bulk
+    /// or sync item).
     ///
     /// # Errors
     /// A `400` naming the first offending field.
-    pub(crate) fn validate(
-        self,
-        prefix: &str,
-        now: OffsetDateTime,
-        min: MinPrefixLen,
-    ) -> Result<NewExemption, ApiError> {
+    pub(crate) fn validate(self, prefix: &str, min: MinPrefixLen) -> Result<Checked, ApiError> {
         let f = |name: &str| format!("{prefix}{name}");
         let subscriber = match self.subscriber {
             None => {
@@ -133,12 +130,15 @@ impl Item {
                 ))
             }
         };
-        let expires_at = match (self.expires_at, self.ttl_seconds) {
+        let expiry = match (self.expires_at, self.ttl_seconds) {
             (Some(_), Some(_)) => {
                 return Err(ApiError::field(f("ttl_seconds"), "give expires_at or ttl_seconds, not both"))
             }
-            (Some(at), None) => Some(parse_expires_at(at, now).map_err(|m| ApiError::field(f("expires_at"), m))?),
-            (None, Some(ttl)) => Some(parse_ttl(ttl, now).map_err(|m| ApiError::field(f("ttl_seconds"), m))?),
+            (Some(at), None) => {
+                let (at, given) = parse_expires_at(at).map_err(|m| ApiError::field(f("expires_at"), m))?;
+                Some(Expiry::At { at, given, field: f("expires_at") })
+            }
+            (None, Some(ttl)) => Some(Expiry::Ttl(parse_ttl(ttl).map_err(|m| ApiError::field(f("ttl_seconds"), m))?)),
             (None, None) => None,
         };
         let external_id = match self.external_id {
@@ -151,7 +151,57 @@ impl Item {
                 ))
             }
         };
-        Ok(NewExemption { subscriber, note, scope: Scope::from_list(switches), expires_at, external_id })
+        let new = NewExemption { subscriber, note, scope: Scope::from_list(switches), expires_at: None, external_id };
+        Ok(Checked { new, expiry })
+    }
+}
+
+/// An expiry as the client gave it. Turned into a time, and checked
+/// against the clock, only by [`Checked::at`], with the `now` of the
+/// commit: a request that waited for the write lock behind a big bulk
+/// must not be stored with an expiry that passed while it waited.
+#[derive(Debug, Clone)]
+enum Expiry {
+    /// `expires_at`, as parsed and as written (for the error message).
+    At { at: OffsetDateTime, given: String, field: String },
+    /// `ttl_seconds`, 1 to [`MAX_TTL_SECONDS`].
+    Ttl(u64),
+}
+
+/// An exemption whose every field is checked, its expiry still to be
+/// resolved against the clock when it is stored.
+#[derive(Debug, Clone)]
+pub(crate) struct Checked {
+    /// Everything but `expires_at` (still `None`).
+    pub(crate) new: NewExemption,
+    expiry: Option<Expiry>,
+}
+
+impl Checked {
+    /// The request as stored at `now` (the `now` the [`crate::Writer`]
+    /// passes to the plan: the store's `created_at`): `ttl_seconds` counts
+    /// from it, and `expires_at` must lie after it and at most ten years
+    /// away.
+    ///
+    /// # Errors
+    /// A `400` on `expires_at` that is not in the future at `now`, or more
+    /// than ten years away.
+    pub(crate) fn at(self, now: OffsetDateTime) -> Result<NewExemption, ApiError> {
+        let mut new = self.new;
+        new.expires_at = match self.expiry {
+            None => None,
+            Some(Expiry::Ttl(secs)) => Some(now + Duration::seconds(secs as i64)),
+            Some(Expiry::At { at, given, field }) => {
+                if at <= now {
+                    return Err(ApiError::field(field, format!("expires_at {given} is not in the future")));
+                }
+                if at > now + Duration::seconds(MAX_TTL_SECONDS as i64) {
+                    return Err(ApiError::field(field, format!("expires_at {given} is more than ten years away")));
+                }
+                Some(at)
+            }
+        };
+        Ok(new)
     }
 }
 
@@ -173,30 +223,26 @@ fn check_subscriber(p: Prefix, min: MinPrefixLen) -> Result<Prefix, String> {
     Ok(p)
 }
 
-fn parse_expires_at(v: Value, now: OffsetDateTime) -> Result<OffsetDateTime, String> {
+/// `expires_at` parsed (UTC), with the text as given. Whether it is in
+/// the future is for [`Checked::at`].
+fn parse_expires_at(v: Value) -> Result<(OffsetDateTime, String), String> {
     let Value::String(s) = v else {
         return Err(format!("expires_at must be an RFC 3339 time such as \"2027-01-31T00:00:00Z\", not {}", kind(&v)));
     };
     let at = OffsetDateTime::parse(&s, &Rfc3339)
         .map_err(|e| format!("'{}' is not an RFC 3339 time such as 2027-01-31T00:00:00Z: {e}", clip(&s)))?
         .to_offset(UtcOffset::UTC);
-    if at <= now {
-        return Err(format!("expires_at {s} is not in the future"));
-    }
-    if at > now + Duration::seconds(MAX_TTL_SECONDS as i64) {
-        return Err(format!("expires_at {s} is more than ten years away"));
-    }
-    Ok(at)
+    Ok((at, s))
 }
 
-fn parse_ttl(v: Value, now: OffsetDateTime) -> Result<OffsetDateTime, String> {
+fn parse_ttl(v: Value) -> Result<u64, String> {
     let range = format!("ttl_seconds must be a whole number of seconds from 1 to {MAX_TTL_SECONDS} (ten years)");
     let Value::Number(n) = &v else {
         return Err(format!("{range}, not {}", kind(&v)));
     };
     match n.as_u64() {
-        Some(secs @ 1..=MAX_TTL_SECONDS) => Ok(now + Duration::seconds(secs as i64)),
-        _ => Err(format!("{range}, not {n}")),
+        Some(secs @ 1..=MAX_TTL_SECONDS) => Ok(secs),
+        _ => Err(format!("{range}, not {}", clip(&n.to_string()))),
     }
 }
 
@@ -297,8 +343,8 @@ pub(crate) async fn create(
 ) -> Result<(StatusCode, HeaderMap, Json<WithApplied<Exemption>>), ApiError> {
     let Query(params) = params.map_err(query_error)?;
     let wait = params.timeout()?;
-    let new = Item::from(body).validate("", OffsetDateTime::now_utc(), state.min_prefix_len)?;
-    let (record, version) = state.writer.grant(new, who).await?;
+    let checked = Item::from(body).validate("", state.min_prefix_len)?;
+    let (record, version) = state.writer.grant(who, move |now| checked.at(now)).await?;
     info!(id = %record.id, subscriber = %record.subscriber, policy_version = version, "exemption granted");
     let mut headers = HeaderMap::new();
     let location = HeaderValue::from_str(&format!("/v1/exemptions/{}", record.id))

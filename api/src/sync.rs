@@ -37,7 +37,7 @@ use tracing::info;
 
 use crate::auth::Who;
 use crate::error::ApiError;
-use crate::exemptions::{query_error, Item};
+use crate::exemptions::{query_error, Checked, Item};
 use crate::extract::{parse_object, ApiJson};
 use crate::AppState;
 
@@ -201,11 +201,9 @@ fn reply(dry_run: bool, policy_version: u64, create: Vec<Created>, plan: Plan) -
 }
 
 /// Parse and check every item; the first bad one refuses the request.
-pub(crate) fn validate(
-    body: SyncBody,
-    now: OffsetDateTime,
-    min: crate::MinPrefixLen,
-) -> Result<Vec<NewExemption>, ApiError> {
+/// Expiries are resolved later, against the clock of the commit
+/// ([`resolve`]).
+pub(crate) fn validate(body: SyncBody, min: crate::MinPrefixLen) -> Result<Vec<Checked>, ApiError> {
     let raw = body.exemptions.ok_or_else(|| {
         ApiError::field("exemptions", "exemptions is required: the full list of exemptions, possibly empty")
     })?;
@@ -223,7 +221,8 @@ pub(crate) fn validate(
             },
             other => other,
         })?;
-        let new = item.validate(&prefix, now, min)?;
+        let checked = item.validate(&prefix, min)?;
+        let new = &checked.new;
         if let Some(x) = &new.external_id {
             if !external_ids.insert(x.clone()) {
                 return Err(ApiError::field(
@@ -238,9 +237,18 @@ pub(crate) fn validate(
                 format!("{} with the same switches appears more than once in the list", new.subscriber),
             ));
         }
-        out.push(new);
+        out.push(checked);
     }
     Ok(out)
+}
+
+/// Every item as stored at `now`: `ttl_seconds` counts from it, and an
+/// `expires_at` that is not after it refuses the whole sync.
+///
+/// # Errors
+/// A `400` naming the first item whose expiry is refused.
+fn resolve(checked: Vec<Checked>, now: OffsetDateTime) -> Result<Vec<NewExemption>, ApiError> {
+    checked.into_iter().map(|c| c.at(now)).collect()
 }
 
 /// `PUT /v1/exemptions[?dry_run=true]`: `200` with the difference.
@@ -282,17 +290,17 @@ pub(crate) async fn apply(
     if dry_run && wait.is_some() {
         return Err(ApiError::field("wait", "a dry run changes nothing, so there is nothing to wait for"));
     }
-    let desired = validate(body, OffsetDateTime::now_utc(), state.min_prefix_len)?;
+    let desired = validate(body, state.min_prefix_len)?;
     if dry_run {
         let snap = state.writer.snapshot();
-        let plan = plan(&snap, desired);
+        let plan = plan(&snap, resolve(desired, OffsetDateTime::now_utc())?);
         let create = plan.create.iter().map(|n| Created::Preview(Preview::from(n))).collect();
         return Ok(Json(reply(true, snap.version, create, plan)));
     }
     let (done, plan, version) = state
         .writer
-        .commit(who, move |snap, _| {
-            let mut plan = plan(snap, desired);
+        .commit(who, move |snap, now| {
+            let mut plan = plan(snap, resolve(desired, now)?);
             let mut change = Change::new(AuditAction::Sync);
             change.create = std::mem::take(&mut plan.create);
             change.update = plan.update.iter().map(|(_, after)| after.clone()).collect();

@@ -93,16 +93,22 @@ impl Writer {
         .map_err(|e| ApiError::Internal(format!("store task failed: {e}")))?
     }
 
-    /// Grant one exemption (audited as "grant"). Returns the record and
-    /// the policy version that carries it.
+    /// Grant one exemption (audited as "grant"). `make` builds the request
+    /// under the write lock, from the `now` the record is stored with, so
+    /// that an expiry is computed and checked with the clock of the
+    /// commit, not of the request's arrival. Returns the record and the
+    /// policy version that carries it.
     ///
     /// # Errors
-    /// `409` for a duplicate; store failures.
-    pub async fn grant(&self, new: NewExemption, ctx: AuditContext) -> Result<(Exemption, u64), ApiError> {
+    /// What `make` returns; `409` for a duplicate; store failures.
+    pub async fn grant<F>(&self, ctx: AuditContext, make: F) -> Result<(Exemption, u64), ApiError>
+    where
+        F: FnOnce(OffsetDateTime) -> Result<NewExemption, ApiError> + Send + 'static,
+    {
         let (mut done, (), version) = self
-            .commit(ctx, move |_, _| {
+            .commit(ctx, move |_, now| {
                 let mut change = Change::new(AuditAction::Grant);
-                change.create.push(new);
+                change.create.push(make(now)?);
                 Ok((change, ()))
             })
             .await?;

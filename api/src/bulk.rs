@@ -19,13 +19,13 @@ use axum::Json;
 use port25_rules::{AuditAction, Change, Exemption, ExemptionId, Prefix, Scope};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use tracing::info;
 
 use crate::auth::Who;
 use crate::error::ApiError;
 use crate::exemptions::{maybe_wait, query_error, Checked, GrantBody, Item};
 use crate::extract::{parse_object, ApiJson};
 use crate::wait::{Applied, WaitParams};
+use crate::writer::Event;
 use crate::AppState;
 
 /// Most items in one bulk request.
@@ -152,7 +152,7 @@ pub(crate) async fn create(
     } else {
         let (done, (indices, conflicts, late), version) = state
             .writer
-            .commit(who, move |snap, now| {
+            .commit(who, Event::Bulk, move |snap, now| {
                 // Under the write lock the snapshot equals the store, so
                 // these conflicts are exactly the store's.
                 let mut holders: HashMap<(Prefix, Scope), Option<Holder>> =
@@ -211,7 +211,6 @@ pub(crate) async fn create(
     };
     refused.extend(conflicts);
     refused.sort_by_key(|r| r.index);
-    info!(created = created.len(), rejected = refused.len(), policy_version = version, "exemptions granted in bulk");
     let applied = maybe_wait(&state, version, wait).await;
     Ok(Json(BulkReply { created, rejected: refused, policy_version: version, applied }))
 }

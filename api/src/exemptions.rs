@@ -16,7 +16,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime, UtcOffset};
-use tracing::info;
 
 use crate::auth::Who;
 use crate::error::ApiError;
@@ -345,7 +344,6 @@ pub(crate) async fn create(
     let wait = params.timeout()?;
     let checked = Item::from(body).validate("", state.min_prefix_len)?;
     let (record, version) = state.writer.grant(who, move |now| checked.at(now)).await?;
-    info!(id = %record.id, subscriber = %record.subscriber, policy_version = version, "exemption granted");
     let mut headers = HeaderMap::new();
     let location = HeaderValue::from_str(&format!("/v1/exemptions/{}", record.id))
         .map_err(|e| ApiError::Internal(format!("location header: {e}")))?;
@@ -386,13 +384,10 @@ pub(crate) async fn revoke(
     let Query(params) = params.map_err(query_error)?;
     let wait = params.timeout()?;
     match state.writer.revoke(id, who).await? {
-        Some((rec, version)) => {
-            info!(id = %rec.id, subscriber = %rec.subscriber, policy_version = version, "exemption revoked");
-            match maybe_wait(&state, version, wait).await {
-                None => Ok(StatusCode::NO_CONTENT.into_response()),
-                Some(applied) => Ok(Json(WithApplied { body: rec, applied: Some(applied) }).into_response()),
-            }
-        }
+        Some((rec, version)) => match maybe_wait(&state, version, wait).await {
+            None => Ok(StatusCode::NO_CONTENT.into_response()),
+            Some(applied) => Ok(Json(WithApplied { body: rec, applied: Some(applied) }).into_response()),
+        },
         None => Err(not_found(id)),
     }
 }

@@ -11,7 +11,8 @@
 //! - [`auth`]: bearer tokens (constant-time, by SHA-256 digest), request
 //!   ids, and the audit context (`Who`) of a request.
 //! - [`Writer`] (`writer`): the one write path: plan from the snapshot,
-//!   persist with audit entries, publish, under one lock.
+//!   persist with audit entries, publish, under one lock; it also logs
+//!   every committed change (grant, revoke, expire, bulk, sync), once.
 //! - `exemptions`: the `/v1/exemptions` handlers and the validation of one
 //!   exemption's fields.
 //! - `sync`: `PUT /v1/exemptions`, a provisioning system's full list.
@@ -78,7 +79,7 @@ use tracing::{debug, field, info, info_span, Instrument};
 pub use auth::{ApiToken, Role, Tokens};
 pub use error::ApiError;
 pub use extract::ApiJson;
-pub use writer::Writer;
+pub use writer::{Event, Writer};
 
 /// Largest request body accepted; bigger ones get `413`. An exemption is a
 /// few hundred bytes, so this leaves room for long switch lists only.
@@ -313,7 +314,8 @@ async fn method_not_allowed() -> ApiError {
 /// One span per request (method, path, request id, caller), and one line
 /// when it is answered: at info for writes, at debug for reads (`GET` and
 /// `HEAD`; monitoring polls `/v1/switches` and `/healthz` all day).
-/// Handlers log their domain events inside this span.
+/// The domain events are logged by the [`Writer`], with the request id
+/// and caller as fields, since the handler may be gone by then.
 async fn trace(req: Request, next: Next) -> Response {
     let read = matches!(*req.method(), Method::GET | Method::HEAD);
     let span = info_span!(

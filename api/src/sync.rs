@@ -33,12 +33,12 @@ use port25_rules::{AuditAction, Change, Exemption, NewExemption, Prefix, Scope, 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use time::OffsetDateTime;
-use tracing::info;
 
 use crate::auth::Who;
 use crate::error::ApiError;
 use crate::exemptions::{query_error, Checked, Item};
 use crate::extract::{parse_object, ApiJson};
+use crate::writer::Event;
 use crate::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -299,7 +299,7 @@ pub(crate) async fn apply(
     }
     let (done, plan, version) = state
         .writer
-        .commit(who, move |snap, now| {
+        .commit(who, Event::Sync, move |snap, now| {
             let mut plan = plan(snap, resolve(desired, now)?);
             let mut change = Change::new(AuditAction::Sync);
             change.create = std::mem::take(&mut plan.create);
@@ -308,14 +308,6 @@ pub(crate) async fn apply(
             Ok((change, plan))
         })
         .await?;
-    info!(
-        created = done.created.len(),
-        updated = done.updated.len(),
-        deleted = done.removed.len(),
-        kept = plan.keep.len(),
-        policy_version = version,
-        "exemptions synced"
-    );
     let create = done.created.into_iter().map(Created::Stored).collect();
     let mut body = reply(false, version, create, plan);
     body.applied = crate::exemptions::maybe_wait(&state, version, wait).await;

@@ -167,9 +167,11 @@ impl Writer {
             }
             let (added, removed) = committed.for_snapshot();
             let next = Arc::new(current.apply(added, &removed));
-            let (version, total) = (next.version, next.exemptions.len());
+            let version = next.version;
+            // Logged before publishing, so that whoever sees the new
+            // policy can also find its log line.
+            log_committed(event, &committed, &ctx, version, next.exemptions.len());
             policy.send_replace(next);
-            log_committed(event, &committed, &ctx, version, total);
             Ok((committed, extra, version))
         })
         .await

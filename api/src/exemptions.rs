@@ -329,8 +329,9 @@ pub(crate) async fn maybe_wait(state: &AppState, version: u64, wait: Option<std:
         (status = 401, description = "No or an unknown bearer token (when tokens are configured)", body = crate::openapi::ErrorBody),
         (status = 403, description = "A read token on a write route", body = crate::openapi::ErrorBody),
         (status = 409, description = "The same subscriber with the same switches exists; `existing_id` names it", body = crate::openapi::ErrorBody),
-        (status = 413, description = "Body too large", body = crate::openapi::ErrorBody),
-        (status = 415, description = "Body not declared as JSON", body = crate::openapi::ErrorBody),
+        (status = 408, description = "Body not received within 30 seconds", body = crate::openapi::ErrorBody),
+        (status = 413, description = "Body too large, or a Content-Length announcing more", body = crate::openapi::ErrorBody),
+        (status = 415, description = "Body not declared as JSON, or compressed (Content-Encoding other than identity)", body = crate::openapi::ErrorBody),
         (status = 500, description = "Server-side failure (generic body; the cause is logged)", body = crate::openapi::ErrorBody)
     )
 )]

@@ -14,8 +14,13 @@ use crate::error::ApiError;
 
 /// A request body that must be a JSON object deserializable as `T`.
 ///
-/// Checks, in order: `Content-Type` is JSON (`415`), the body fits the
-/// limit set by `DefaultBodyLimit` in [`crate::app`] (`413`), it is
+/// Checks, in order: `Content-Type` is JSON (`415`), `Content-Encoding`
+/// is absent or `identity` (`415`: port25d decompresses nothing, and a
+/// body labelled gzip is not read as if it were plain), a `Content-Length`
+/// within the route's limit (`413` before any of the body is read), the
+/// body arrives within [`crate::BODY_TIMEOUT`] or the app's own
+/// timeout (`408`) and fits the limit
+/// set by `DefaultBodyLimit` in [`crate::routes`] (`413`), it is
 /// syntactically JSON (`400`), it is an object (`400`), and it matches `T`
 /// (`400`, naming the field for unknown, missing and duplicate fields).
 ///
@@ -23,6 +28,17 @@ use crate::error::ApiError;
 /// optional field is refused instead of silently ignored.
 #[derive(Debug)]
 pub struct ApiJson<T>(pub T);
+
+/// How long the body may take to arrive ([`crate::BODY_TIMEOUT`] unless
+/// the app was built with another).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BodyTimeout(pub(crate) std::time::Duration);
+
+/// The body limit of the route, when it is not [`crate::MAX_BODY_BYTES`];
+/// set beside its `DefaultBodyLimit` (which axum keeps to itself) so the
+/// announced `Content-Length` can be checked before reading.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BodyLimit(pub(crate) usize);
 
 impl<T, S> FromRequest<S> for ApiJson<T>
 where
@@ -33,7 +49,14 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         check_content_type(req.headers())?;
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+        check_content_encoding(req.headers())?;
+        let limit = req.extensions().get::<BodyLimit>().map_or(crate::MAX_BODY_BYTES, |l| l.0);
+        check_content_length(req.headers(), limit)?;
+        let timeout = req.extensions().get::<BodyTimeout>().map_or(crate::BODY_TIMEOUT, |t| t.0);
+        let read = tokio::time::timeout(timeout, Bytes::from_request(req, state))
+            .await
+            .map_err(|_| ApiError::RequestTimeout(timeout))?;
+        let bytes = read.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::PayloadTooLarge
             } else {
@@ -41,6 +64,35 @@ where
             }
         })?;
         parse_object(&bytes).map(ApiJson)
+    }
+}
+
+/// Only an uncompressed body: no `Content-Encoding`, or `identity`
+/// (every value of every such header).
+fn check_content_encoding(headers: &HeaderMap) -> Result<(), ApiError> {
+    for value in headers.get_all(header::CONTENT_ENCODING) {
+        let text = String::from_utf8_lossy(value.as_bytes());
+        let plain = text.split(',').all(|coding| coding.trim().eq_ignore_ascii_case("identity"));
+        if !plain {
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "Content-Encoding {:?} is not supported: send the body uncompressed (identity)",
+                clip(&text)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Refuse an announced length over `limit` before reading anything: the
+/// limit on the body itself only trips once that much has arrived, and a
+/// client announcing 99999999999 bytes may never send them. A length that
+/// is not a number is left to hyper, which refuses the request itself.
+fn check_content_length(headers: &HeaderMap, limit: usize) -> Result<(), ApiError> {
+    let announced =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+    match announced {
+        Some(n) if n > limit as u64 => Err(ApiError::PayloadTooLarge),
+        _ => Ok(()),
     }
 }
 

@@ -37,9 +37,12 @@
 //! Other client errors: `401` no or an unknown bearer token (with
 //! `WWW-Authenticate: Bearer`), `403` a read token on a write route, `404`
 //! unknown id or route, `405` wrong method, `409` the same exemption exists
-//! (`existing_id` in the body), `413` body over [`MAX_BODY_BYTES`] (or
+//! (`existing_id` in the body), `408` body not received within
+//! [`BODY_TIMEOUT`], `413` body over [`MAX_BODY_BYTES`] (or
 //! [`SYNC_MAX_BODY_BYTES`] for a sync, [`bulk::BULK_MAX_BODY_BYTES`] for a
-//! bulk create), `415` body not declared as JSON.
+//! bulk create; also when `Content-Length` announces more, before reading),
+//! `415` body not declared as JSON, or compressed (`Content-Encoding`
+//! other than `identity`).
 //! Every response carries an `x-request-id` header. A `5xx` is only
 //! ever a server-side failure; its body is generic and the cause is logged.
 #![forbid(unsafe_code)]
@@ -69,7 +72,7 @@ use axum::http::Method;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{on, MethodFilter, MethodRouter};
-use axum::Router;
+use axum::{Extension, Router};
 use port25_controller::Fleet;
 use port25_rules::{ExemptionStore, Snapshot};
 use prometheus_client::registry::Registry;
@@ -88,6 +91,13 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Largest body of a sync (`PUT /v1/exemptions`): the full list of a
 /// provisioning system, some tens of thousands of records.
 pub const SYNC_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// How long a request body may take to arrive, from the moment the
+/// handler starts reading it; then `408` (see [`AppState::with_body_timeout`]). A client that announces a body
+/// and sends it slowly, or not at all, would otherwise hold its
+/// connection (and a task) for ever. 64 MiB, the largest body (a bulk),
+/// needs about 2.2 MB/s to make it.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The shortest subscriber prefix an exemption may have, per family
 /// (`[api] min_prefix_len_v4` and `min_prefix_len_v6`). Without a floor,
@@ -140,6 +150,8 @@ pub struct AppState {
     tokens: Arc<Tokens>,
     /// The shortest subscriber prefix per family.
     min_prefix_len: MinPrefixLen,
+    /// How long a request body may take to arrive.
+    body_timeout: std::time::Duration,
     /// What `GET /metrics` serves: the daemon's metrics plus the API's.
     registry: Arc<Registry>,
     /// The API's request metrics (registered in `registry`).
@@ -168,6 +180,7 @@ impl AppState {
             writer,
             tokens: Arc::new(Tokens::default()),
             min_prefix_len: MinPrefixLen::default(),
+            body_timeout: BODY_TIMEOUT,
             registry: Arc::new(registry),
             metrics,
         }
@@ -191,6 +204,13 @@ impl AppState {
     /// sync items.
     pub fn with_min_prefix_len(mut self, min: MinPrefixLen) -> AppState {
         self.min_prefix_len = min;
+        self
+    }
+
+    /// Answer `408` when a request body takes longer than this to arrive
+    /// (default [`BODY_TIMEOUT`]; tests shorten it).
+    pub fn with_body_timeout(mut self, timeout: std::time::Duration) -> AppState {
+        self.body_timeout = timeout;
         self
     }
 
@@ -263,7 +283,10 @@ pub fn routes() -> Vec<Route> {
     // Only the sync and the bulk create take big bodies: the route's own
     // limit replaces the router-wide one for them.
     let big = |mut r: Route, limit: usize| {
-        r.handler = r.handler.layer(DefaultBodyLimit::max(limit));
+        r.handler = r
+            .handler
+            .layer::<_, std::convert::Infallible>(DefaultBodyLimit::max(limit))
+            .layer(Extension(extract::BodyLimit(limit)));
         r
     };
     vec![
@@ -294,6 +317,7 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(Extension(extract::BodyTimeout(state.body_timeout)))
         .layer(middleware::from_fn_with_state(state.clone(), auth::authenticate))
         .layer(middleware::from_fn(auth::request_id))
         .layer(middleware::from_fn(trace))

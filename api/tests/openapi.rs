@@ -68,7 +68,7 @@ fn required_errors(verb: Verb, path: &str) -> Vec<u16> {
         v.extend([403, 400]);
     }
     if matches!(verb, Verb::Post | Verb::Put) {
-        v.extend([413, 415]);
+        v.extend([408, 413, 415]);
     }
     if path.contains("{id}") {
         v.extend([400, 404]);

@@ -192,3 +192,52 @@ async fn rejects_bad_dpid_naming_its_position() {
     }
     refused_body(r#"{"subscriber":"203.0.113.7/32","switches":"0000000000000001"}"#, Some("switches")).await;
 }
+
+#[tokio::test]
+async fn rejects_a_compressed_body_with_415() {
+    let h = harness();
+    for coding in ["gzip", "GZIP", "identity, gzip", "br", "deflate"] {
+        let req = Request::post("/v1/exemptions")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::CONTENT_ENCODING, coding)
+            .body(Body::from(r#"{"subscriber":"203.0.113.7/32"}"#))
+            .unwrap();
+        let m = h.refused(req, StatusCode::UNSUPPORTED_MEDIA_TYPE, None).await;
+        assert!(m.contains("Content-Encoding") && m.contains("identity"), "{coding}: {m}");
+    }
+    let req = Request::post("/v1/exemptions")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CONTENT_ENCODING, "Identity")
+        .body(Body::from(r#"{"subscriber":"203.0.113.7/32"}"#))
+        .unwrap();
+    assert_eq!(h.send(req).await.status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn refuses_an_announced_length_over_the_limit_before_reading() {
+    let h = harness();
+    for (uri, method, limit) in [
+        ("/v1/exemptions", Method::POST, port25_api::MAX_BODY_BYTES),
+        ("/v1/exemptions", Method::PUT, port25_api::SYNC_MAX_BODY_BYTES),
+        ("/v1/exemptions/bulk", Method::POST, port25_api::bulk::BULK_MAX_BODY_BYTES),
+    ] {
+        for announced in [limit as u64 + 1, 99_999_999_999] {
+            let req = Request::builder()
+                .method(method.clone())
+                .uri(uri)
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(header::CONTENT_LENGTH, announced)
+                .body(Body::from(r#"{"subscriber":"203.0.113.7/32"}"#))
+                .unwrap();
+            h.refused(req, StatusCode::PAYLOAD_TOO_LARGE, None).await;
+        }
+    }
+    // Within the limit is read as usual (the route's own limit, not 64 KiB).
+    let body = r#"{"exemptions":[]}"#;
+    let req = Request::put("/v1/exemptions")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CONTENT_LENGTH, body.len())
+        .body(Body::from(body))
+        .unwrap();
+    assert_eq!(h.send(req).await.status, StatusCode::OK);
+}

@@ -133,7 +133,7 @@ pub(crate) async fn create(
     let mut valid: Vec<(usize, Checked)> = Vec::with_capacity(items.len());
     for (i, raw) in items.into_iter().enumerate() {
         let prefix = format!("exemptions[{i}].");
-        let checked = parse_object::<GrantBody>(raw.get().as_bytes())
+        let checked = parse_object::<GrantBody>(raw.get().as_bytes(), &format!("exemptions[{i}]"))
             .map_err(|e| match e {
                 ApiError::BadRequest { message, field } => ApiError::BadRequest {
                     message,

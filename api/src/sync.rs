@@ -214,7 +214,7 @@ pub(crate) fn validate(body: SyncBody, min: crate::MinPrefixLen) -> Result<Vec<C
     let mut identities = HashSet::new();
     for (i, raw) in items.into_iter().enumerate() {
         let prefix = format!("exemptions[{i}].");
-        let item: Item = parse_object(raw.get().as_bytes()).map_err(|e| match e {
+        let item: Item = parse_object(raw.get().as_bytes(), &format!("exemptions[{i}]")).map_err(|e| match e {
             ApiError::BadRequest { message, field } => ApiError::BadRequest {
                 message,
                 field: Some(field.map_or_else(|| format!("exemptions[{i}]"), |f| format!("{prefix}{f}"))),

@@ -241,3 +241,25 @@ async fn refuses_an_announced_length_over_the_limit_before_reading() {
         .unwrap();
     assert_eq!(h.send(req).await.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn syntax_errors_inside_a_value_name_the_field() {
+    for (body, field) in [
+        (r#"{"subscriber":"203.0.113.7/32","note":"\ud800"}"#, "note"),
+        (r#"{"subscriber":"203.0.113.7/32","note":"a\qb"}"#, "note"),
+        (r#"{"subscriber":"203.0.113.7/32","ttl_seconds":1e400}"#, "ttl_seconds"),
+        ("{\n  \"subscriber\": \"203.0.113.7/32\",\n  \"switches\": [\"1\", \"\\ud800\"]\n}", "switches[1]"),
+    ] {
+        let m = refused_body(body, Some(field)).await;
+        assert!(m.contains("not valid JSON"), "{body}: {m}");
+    }
+    // Invalid UTF-8 inside the note.
+    let mut bytes = br#"{"subscriber":"203.0.113.7/32","note":"caf"#.to_vec();
+    bytes.extend_from_slice(&[0xe9, b'"', b'}']);
+    let req = Request::post("/v1/exemptions")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(bytes))
+        .unwrap();
+    let m = harness().refused(req, BAD, Some("note")).await;
+    assert!(m.contains("UTF-8"), "{m}");
+}

@@ -252,9 +252,7 @@ fn check_external_id(id: String) -> Result<String, String> {
     if id.chars().count() > MAX_EXTERNAL_ID_CHARS {
         return Err(format!("external_id is longer than {MAX_EXTERNAL_ID_CHARS} characters"));
     }
-    if id.chars().any(char::is_control) {
-        return Err("external_id must not contain control characters".into());
-    }
+    check_plain("external_id", &id)?;
     Ok(id)
 }
 
@@ -262,12 +260,51 @@ fn check_note(note: String) -> Result<String, String> {
     if note.chars().count() > MAX_NOTE_CHARS {
         return Err(format!("note is longer than {MAX_NOTE_CHARS} characters"));
     }
-    // Notes end up in logs and operator tooling; control characters
-    // (newlines included) could forge log lines or garble terminals.
-    if note.chars().any(char::is_control) {
-        return Err("note must not contain control characters (including newlines and tabs)".into());
-    }
+    check_plain("note", &note)?;
     Ok(note)
+}
+
+/// What is wrong with `c` in a note or external id, if anything.
+///
+/// Notes end up in logs, the audit trail and operator tooling. Control
+/// characters (newlines included) could forge log lines or garble
+/// terminals; format, bidirectional and invisible characters make text
+/// read differently from what it is (U+202E turns `ticket 4411` around
+/// on screen); noncharacters are not text at all.
+fn unwanted(c: char) -> Option<&'static str> {
+    let cp = u32::from(c);
+    let what = match cp {
+        _ if c.is_control() => "a control character, such as a newline or tab",
+        0x00AD => "a soft hyphen, which is invisible",
+        0x061C | 0x200E | 0x200F => "a bidirectional mark",
+        0x180E => "an invisible separator",
+        0x200B..=0x200D => "a zero-width character",
+        0x2028 | 0x2029 => "a line or paragraph separator",
+        0x202A | 0x202B => "a bidirectional embedding",
+        0x202C => "a bidirectional formatting pop",
+        0x202D | 0x202E => "a bidirectional override",
+        0x2060..=0x2064 => "an invisible formatting character",
+        0x2066..=0x2069 => "a bidirectional isolate",
+        0x206A..=0x206F => "a deprecated formatting character",
+        0xFEFF => "a zero-width no-break space (byte order mark)",
+        0xFFF9..=0xFFFB => "an interlinear annotation character",
+        0xFDD0..=0xFDEF => "a noncharacter",
+        _ if cp & 0xFFFE == 0xFFFE => "a noncharacter",
+        _ => return None,
+    };
+    Some(what)
+}
+
+/// Refuse the first [`unwanted`] character of `text`, saying which and where.
+fn check_plain(name: &str, text: &str) -> Result<(), String> {
+    match text.chars().enumerate().find_map(|(i, c)| unwanted(c).map(|what| (i, c, what))) {
+        None => Ok(()),
+        Some((i, c, what)) => Err(format!(
+            "{name} contains U+{:04X} ({what}) at character {}; it must be plain text on one line",
+            u32::from(c),
+            i + 1
+        )),
+    }
 }
 
 fn parse_switches(items: Vec<Value>, prefix: &str) -> Result<Vec<Dpid>, ApiError> {

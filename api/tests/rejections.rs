@@ -263,3 +263,51 @@ async fn syntax_errors_inside_a_value_name_the_field() {
     let m = harness().refused(req, BAD, Some("note")).await;
     assert!(m.contains("UTF-8"), "{m}");
 }
+
+#[tokio::test]
+async fn rejects_note_with_format_bidi_and_invisible_characters() {
+    for (note, code) in [
+        (r"ticket \u202e1144", "U+202E (a bidirectional override)"),
+        (r"a\u00adb", "U+00AD"),
+        (r"a\u061cb", "U+061C"),
+        (r"a\u180eb", "U+180E"),
+        (r"a\u200bb", "U+200B"),
+        (r"a\u200fb", "U+200F"),
+        (r"a\u2028b", "U+2028"),
+        (r"a\u202ab", "U+202A"),
+        (r"a\u2060b", "U+2060"),
+        (r"a\u2064b", "U+2064"),
+        (r"a\u2066b", "U+2066"),
+        (r"a\u206fb", "U+206F"),
+        (r"a\ufeffb", "U+FEFF"),
+        (r"a\ufff9b", "U+FFF9"),
+        (r"a\ufffbb", "U+FFFB"),
+        (r"a\ufdd0b", "U+FDD0 (a noncharacter)"),
+        (r"a\ufdefb", "U+FDEF"),
+        (r"a\ufffeb", "U+FFFE"),
+        (r"a\uffffb", "U+FFFF"),
+        (r"a\ud83f\udffeb", "U+1FFFE (a noncharacter)"),
+        (r"a\udbff\udfffb", "U+10FFFF"),
+        (r"line\nforged", "U+000A (a control character"),
+    ] {
+        let m = refused_body(&format!(r#"{{"subscriber":"203.0.113.7/32","note":"{note}"}}"#), Some("note")).await;
+        assert!(m.contains(code) && m.starts_with("note contains"), "{note}: {m}");
+    }
+    // Neighbours of the refused ranges are fine: text in any script, emoji.
+    let h = harness();
+    for (i, note) in [
+        r"a\u00acb",
+        r"a\u2065b",
+        r"a\ufdcfb",
+        r"a\ufff8b",
+        r"a\ufffcb",
+        "Ticket 4411 \u{1F4E7} \u{05D0}\u{05D1}",
+        r"\ud83d\ude00",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let r = h.grant(&format!(r#"{{"subscriber":"203.0.113.{i}/32","note":"{note}"}}"#)).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{note}: {}", r.json);
+    }
+}

@@ -19,7 +19,7 @@ use time::{Duration, OffsetDateTime, UtcOffset};
 
 use crate::auth::Who;
 use crate::error::ApiError;
-use crate::extract::{field_of, kind, ApiJson};
+use crate::extract::{field_of, kind, ApiJson, NoQuery};
 use crate::wait::{Applied, WaitParams};
 use crate::{AppState, MinPrefixLen};
 
@@ -449,8 +449,10 @@ pub(crate) async fn revoke(
 pub(crate) async fn show(
     State(state): State<AppState>,
     id: Result<Path<String>, PathRejection>,
+    query: Result<NoQuery, ApiError>,
 ) -> Result<Json<Exemption>, ApiError> {
     let id = parse_id(id)?;
+    query?;
     state.writer.read(move |store| store.get(id)).await?.map(Json).ok_or_else(|| not_found(id))
 }
 

@@ -3,7 +3,8 @@
 //! malformed or a value failed validation.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use port25_rules::model::{clip, MAX_ECHO_CHARS};
 use serde::de::DeserializeOwned;
@@ -64,6 +65,35 @@ where
             }
         })?;
         parse_object(&bytes, "request body").map(ApiJson)
+    }
+}
+
+/// The query of a route that takes no parameters: any parameter is
+/// refused (`400`, `field` = its name), as the routes with parameters
+/// refuse unknown ones, so that a misspelt filter is never ignored.
+#[derive(Debug)]
+pub(crate) struct NoQuery;
+
+impl<S: Send + Sync> FromRequestParts<S> for NoQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<NoQuery, ApiError> {
+        // Written out: Option::is_none_or is newer than our rust-version.
+        if matches!(parts.uri.query(), None | Some("")) {
+            return Ok(NoQuery);
+        }
+        let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
+            .map_err(|e| ApiError::bad_request(format!("the query string is not valid: {}", e.body_text())))?;
+        match pairs.into_iter().next() {
+            None => Ok(NoQuery),
+            Some((name, _)) => {
+                let name = clip(&name);
+                Err(ApiError::field(
+                    name.clone(),
+                    format!("unknown query parameter '{name}': {} {} takes none", parts.method, parts.uri.path()),
+                ))
+            }
+        }
     }
 }
 

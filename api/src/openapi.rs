@@ -159,9 +159,10 @@ impl Modify for BearerAuth {
     tag = "meta",
     responses(
         (status = 200, description = "This document", body = Object),
+        (status = 400, description = "A query parameter (this route takes none); `field` names it", body = ErrorBody),
         (status = 401, description = "No or an unknown bearer token (when tokens are configured)", body = ErrorBody),
     )
 )]
-pub(crate) async fn document() -> Json<utoipa::openapi::OpenApi> {
+pub(crate) async fn document(_: crate::extract::NoQuery) -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }

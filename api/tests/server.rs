@@ -306,3 +306,31 @@ async fn a_body_that_stops_arriving_gets_a_json_408() {
     assert!(store.list().unwrap().is_empty());
     server.abort();
 }
+
+#[tokio::test]
+async fn every_route_refuses_unknown_query_parameters() {
+    let h = harness();
+    let id = h.grant(r#"{"subscriber":"203.0.113.7"}"#).await.json["id"].as_u64().unwrap();
+    for (uri, field) in [
+        (format!("/v1/exemptions/{id}?verbose=1"), "verbose"),
+        ("/v1/switches?dpid=0000000000000001".to_owned(), "dpid"),
+        ("/healthz?full".to_owned(), "full"),
+        ("/v1/openapi.json?format=yaml".to_owned(), "format"),
+        ("/metrics?name[]=port25_exemptions".to_owned(), "name[]"),
+        ("/v1/exemptions?subscribr=203.0.113.7".to_owned(), "subscribr"),
+        ("/v1/lookup?ip=203.0.113.7&verbose=1".to_owned(), "verbose"),
+        ("/v1/audit?sinse=2026-01-01T00:00:00Z".to_owned(), "sinse"),
+    ] {
+        let r = h.get(&uri).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{uri}: {}", r.json);
+        assert_eq!(r.json["field"], field, "{uri}: {}", r.json);
+    }
+    // Without one, or with an empty query string, they answer as before.
+    for uri in
+        [format!("/v1/exemptions/{id}"), "/v1/switches?".to_owned(), "/healthz".to_owned(), "/metrics".to_owned()]
+    {
+        let res =
+            tower::ServiceExt::oneshot(h.app.clone(), Request::get(&uri).body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{uri}");
+    }
+}

@@ -14,7 +14,7 @@ use std::time::Duration;
 use port25_api::auth::parse_sha256_hex;
 use port25_api::{ApiOptions, ApiToken, MinPrefixLen, Role, Tokens};
 use port25_controller::session::SessionConfig;
-use port25_controller::tls::TlsFiles;
+use port25_controller::tls::{self, TlsError, TlsFiles};
 use port25_rules::{CookieSpace, Dpid, Forward, PolicyConfig};
 
 use crate::daemon::TlsListen;
@@ -384,7 +384,47 @@ impl Config {
     }
 }
 
+/// The configuration as start-up uses it, after every check that needs
+/// neither a socket nor the store: what `--check-config` runs.
+#[derive(Debug)]
+pub struct Checked {
+    pub session: SessionConfig,
+    pub api: ApiOptions,
+    /// The plain-TCP OpenFlow listener (`None`: off).
+    pub openflow_listen: Option<SocketAddr>,
+    /// The TLS listener, its files loaded once to check them.
+    pub openflow_tls: Option<TlsListen>,
+}
+
 impl Config {
+    /// Run every check start-up runs before it opens the store or binds a
+    /// socket: session tunables and the flow layout, tokens and API
+    /// exposure, minimum prefix lengths, the TLS keys (present together)
+    /// and at least one OpenFlow listener, and the TLS files loaded the
+    /// way the listener loads them (`tls::acceptor`). `port25d` runs this
+    /// both for `--check-config` and before starting, so both stop with
+    /// the same message.
+    ///
+    /// # Errors
+    /// The first problem found, naming its key.
+    pub fn check(&self) -> Result<Checked, ConfigError> {
+        let session = self.session_config()?;
+        let api = self.api_options()?;
+        let openflow_tls = self.tls_listen()?;
+        let openflow_listen = self.openflow.listen.addr();
+        if openflow_listen.is_none() && openflow_tls.is_none() {
+            return Err(invalid(
+                "openflow.listen",
+                "is \"none\" and no TLS listener is configured, so no switch could connect: listen on an \
+                 address, or set openflow.tls_listen with tls_cert, tls_key and tls_client_ca",
+            ));
+        }
+        if let Some(t) = &openflow_tls {
+            tls::acceptor(&t.files).map_err(|e| tls_problem(&e))?;
+        }
+        Ok(Checked { session, api, openflow_listen, openflow_tls })
+    }
+
     /// What the API takes from the configuration: the tokens
     /// ([`Config::api_tokens`]) and the minimum subscriber prefix lengths.
     ///
@@ -456,6 +496,21 @@ pub fn check_api_exposure(listen: SocketAddr, tokens: &Tokens) -> Result<(), Con
         ));
     }
     Ok(())
+}
+
+/// A TLS file that cannot be used, under the key that names it.
+fn tls_problem(e: &TlsError) -> ConfigError {
+    let key = match e {
+        TlsError::Read { what, .. } | TlsError::Empty { what, .. } => match *what {
+            "private key" => "openflow.tls_key",
+            "client CA" => "openflow.tls_client_ca",
+            _ => "openflow.tls_cert",
+        },
+        TlsError::Config(m) if m.starts_with("client CA") => "openflow.tls_client_ca",
+        // The certificate and key do not go together, or rustls refuses them.
+        TlsError::Config(_) => "openflow.tls_cert",
+    };
+    invalid(key, format!("cannot set up TLS for switches: {e}"))
 }
 
 fn parse_forward(s: &str) -> Result<Forward, String> {
@@ -608,6 +663,26 @@ mod tls_tests {
         )
         .unwrap();
         assert_eq!(c.tls_listen().unwrap().unwrap().addr.port(), 6654);
+    }
+
+    #[test]
+    fn check_runs_the_start_up_checks_without_sockets() {
+        assert!(Config::parse("").unwrap().check().is_ok());
+        let e = Config::parse("[openflow]\nlisten = \"none\"\n").unwrap().check().unwrap_err().to_string();
+        assert!(e.contains("openflow.listen") && e.contains("no TLS listener"), "{e}");
+        let e =
+            Config::parse("[openflow]\ntls_listen = \"127.0.0.1:6654\"\n").unwrap().check().unwrap_err().to_string();
+        assert!(e.contains("openflow.tls_cert"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.pem");
+        let text = format!(
+            "[openflow]\ntls_listen = \"127.0.0.1:6654\"\ntls_cert = {m:?}\ntls_key = {m:?}\ntls_client_ca = {m:?}\n",
+            m = missing.display().to_string()
+        );
+        let e = Config::parse(&text).unwrap().check().unwrap_err().to_string();
+        assert!(e.contains("config key openflow.tls_cert") && e.contains("nope.pem"), "{e}");
+        let e = Config::parse("[api]\nmin_prefix_len_v6 = 0\n").unwrap().check().unwrap_err().to_string();
+        assert!(e.contains("api.min_prefix_len_v6"), "{e}");
     }
 
     #[test]

@@ -6,8 +6,10 @@
 //!   with the body limit, JSON fallbacks and a per-request tracing span.
 //! - [`error`]: [`ApiError`], the only place a failure becomes an HTTP
 //!   response. Every error body is `{"error": "...", "field": "..."}`.
-//! - `extract`: [`ApiJson`], the JSON body extractor whose rejections use
-//!   the same error body as everything else.
+//! - `extract`: [`ApiJson`], the JSON body extractor (content type and
+//!   encoding, announced length, read timeout, the field of a syntax
+//!   error) whose rejections use the same error body as everything else;
+//!   `NoQuery` for the routes that take no query parameters.
 //! - [`auth`]: bearer tokens (constant-time, by SHA-256 digest), request
 //!   ids, and the audit context (`Who`) of a request.
 //! - [`Writer`] (`writer`): the one write path: plan from the snapshot,

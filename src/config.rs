@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use port25_api::auth::parse_sha256_hex;
-use port25_api::{ApiToken, Role, Tokens};
+use port25_api::{ApiOptions, ApiToken, MinPrefixLen, Role, Tokens};
 use port25_controller::session::SessionConfig;
-use port25_controller::tls::TlsFiles;
+use port25_controller::tls::{self, TlsError, TlsFiles};
 use port25_rules::{CookieSpace, Dpid, Forward, PolicyConfig};
 
 use crate::daemon::TlsListen;
@@ -128,11 +128,22 @@ pub struct ApiSection {
     /// `[[api.tokens]]`: bearer tokens. None: no authentication, which is
     /// allowed only on a loopback address.
     pub tokens: Vec<TokenEntry>,
+    /// The shortest IPv4 subscriber prefix an exemption may name (1 to 32).
+    /// Read as a plain integer so that any value gets our range message.
+    pub min_prefix_len_v4: i64,
+    /// The shortest IPv6 subscriber prefix an exemption may name (1 to 128).
+    pub min_prefix_len_v6: i64,
 }
 
 impl Default for ApiSection {
     fn default() -> Self {
-        ApiSection { listen: "127.0.0.1:8080".parse().expect("literal address"), tokens: Vec::new() }
+        let min = MinPrefixLen::default();
+        ApiSection {
+            listen: "127.0.0.1:8080".parse().expect("literal address"),
+            tokens: Vec::new(),
+            min_prefix_len_v4: min.v4.into(),
+            min_prefix_len_v6: min.v6.into(),
+        }
     }
 }
 
@@ -373,7 +384,67 @@ impl Config {
     }
 }
 
+/// The configuration as start-up uses it, after every check that needs
+/// neither a socket nor the store: what `--check-config` runs.
+#[derive(Debug)]
+pub struct Checked {
+    pub session: SessionConfig,
+    pub api: ApiOptions,
+    /// The plain-TCP OpenFlow listener (`None`: off).
+    pub openflow_listen: Option<SocketAddr>,
+    /// The TLS listener, its files loaded once to check them.
+    pub openflow_tls: Option<TlsListen>,
+}
+
 impl Config {
+    /// Run every check start-up runs before it opens the store or binds a
+    /// socket: session tunables and the flow layout, tokens and API
+    /// exposure, minimum prefix lengths, the TLS keys (present together)
+    /// and at least one OpenFlow listener, and the TLS files loaded the
+    /// way the listener loads them (`tls::acceptor`). `port25d` runs this
+    /// both for `--check-config` and before starting, so both stop with
+    /// the same message.
+    ///
+    /// # Errors
+    /// The first problem found, naming its key.
+    pub fn check(&self) -> Result<Checked, ConfigError> {
+        let session = self.session_config()?;
+        let api = self.api_options()?;
+        let openflow_tls = self.tls_listen()?;
+        let openflow_listen = self.openflow.listen.addr();
+        if openflow_listen.is_none() && openflow_tls.is_none() {
+            return Err(invalid(
+                "openflow.listen",
+                "is \"none\" and no TLS listener is configured, so no switch could connect: listen on an \
+                 address, or set openflow.tls_listen with tls_cert, tls_key and tls_client_ca",
+            ));
+        }
+        if let Some(t) = &openflow_tls {
+            tls::acceptor(&t.files).map_err(|e| tls_problem(&e))?;
+        }
+        Ok(Checked { session, api, openflow_listen, openflow_tls })
+    }
+
+    /// What the API takes from the configuration: the tokens
+    /// ([`Config::api_tokens`]) and the minimum subscriber prefix lengths.
+    ///
+    /// # Errors
+    /// As [`Config::api_tokens`], or a minimum prefix length out of range.
+    pub fn api_options(&self) -> Result<ApiOptions, ConfigError> {
+        let len = |key: &str, v: i64, max: u8| match u8::try_from(v) {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(invalid(
+                format!("api.{key}"),
+                format!("{v} is out of range (1 to {max}; the default is {})", if max == 32 { 8 } else { 32 }),
+            )),
+        };
+        let min_prefix_len = MinPrefixLen {
+            v4: len("min_prefix_len_v4", self.api.min_prefix_len_v4, 32)?,
+            v6: len("min_prefix_len_v6", self.api.min_prefix_len_v6, 128)?,
+        };
+        Ok(ApiOptions { tokens: self.api_tokens()?, min_prefix_len })
+    }
+
     /// The API tokens, validated, after checking that the API is not
     /// exposed without them.
     ///
@@ -425,6 +496,21 @@ pub fn check_api_exposure(listen: SocketAddr, tokens: &Tokens) -> Result<(), Con
         ));
     }
     Ok(())
+}
+
+/// A TLS file that cannot be used, under the key that names it.
+fn tls_problem(e: &TlsError) -> ConfigError {
+    let key = match e {
+        TlsError::Read { what, .. } | TlsError::Empty { what, .. } => match *what {
+            "private key" => "openflow.tls_key",
+            "client CA" => "openflow.tls_client_ca",
+            _ => "openflow.tls_cert",
+        },
+        TlsError::Config(m) if m.starts_with("client CA") => "openflow.tls_client_ca",
+        // The certificate and key do not go together, or rustls refuses them.
+        TlsError::Config(_) => "openflow.tls_cert",
+    };
+    invalid(key, format!("cannot set up TLS for switches: {e}"))
 }
 
 fn parse_forward(s: &str) -> Result<Forward, String> {
@@ -530,6 +616,24 @@ mod tests {
     }
 
     #[test]
+    fn min_prefix_lengths_default_and_are_range_checked() {
+        let o = Config::parse("").unwrap().api_options().unwrap();
+        assert_eq!(o.min_prefix_len, MinPrefixLen { v4: 8, v6: 32 });
+        let o = Config::parse("[api]\nmin_prefix_len_v4 = 32\nmin_prefix_len_v6 = 1\n").unwrap().api_options().unwrap();
+        assert_eq!(o.min_prefix_len, MinPrefixLen { v4: 32, v6: 1 });
+        for (text, key) in [
+            ("[api]\nmin_prefix_len_v4 = 0\n", "api.min_prefix_len_v4"),
+            ("[api]\nmin_prefix_len_v4 = 33\n", "api.min_prefix_len_v4"),
+            ("[api]\nmin_prefix_len_v4 = -8\n", "api.min_prefix_len_v4"),
+            ("[api]\nmin_prefix_len_v6 = 129\n", "api.min_prefix_len_v6"),
+            ("[api]\nmin_prefix_len_v6 = 300\n", "api.min_prefix_len_v6"),
+        ] {
+            let e = Config::parse(text).unwrap().api_options().unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains("out of range"), "{text}: {e}");
+        }
+    }
+
+    #[test]
     fn idle_timeout_must_exceed_echo_interval() {
         let c = Config::parse("[openflow]\necho_interval_secs = 10\nidle_timeout_secs = 5\n").unwrap();
         assert!(c.session_config().unwrap_err().to_string().contains("idle_timeout_secs"));
@@ -559,6 +663,26 @@ mod tls_tests {
         )
         .unwrap();
         assert_eq!(c.tls_listen().unwrap().unwrap().addr.port(), 6654);
+    }
+
+    #[test]
+    fn check_runs_the_start_up_checks_without_sockets() {
+        assert!(Config::parse("").unwrap().check().is_ok());
+        let e = Config::parse("[openflow]\nlisten = \"none\"\n").unwrap().check().unwrap_err().to_string();
+        assert!(e.contains("openflow.listen") && e.contains("no TLS listener"), "{e}");
+        let e =
+            Config::parse("[openflow]\ntls_listen = \"127.0.0.1:6654\"\n").unwrap().check().unwrap_err().to_string();
+        assert!(e.contains("openflow.tls_cert"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.pem");
+        let text = format!(
+            "[openflow]\ntls_listen = \"127.0.0.1:6654\"\ntls_cert = {m:?}\ntls_key = {m:?}\ntls_client_ca = {m:?}\n",
+            m = missing.display().to_string()
+        );
+        let e = Config::parse(&text).unwrap().check().unwrap_err().to_string();
+        assert!(e.contains("config key openflow.tls_cert") && e.contains("nope.pem"), "{e}");
+        let e = Config::parse("[api]\nmin_prefix_len_v6 = 0\n").unwrap().check().unwrap_err().to_string();
+        assert!(e.contains("api.min_prefix_len_v6"), "{e}");
     }
 
     #[test]

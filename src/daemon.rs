@@ -75,11 +75,12 @@ pub async fn run(
 /// machines without tokens; the message says which and what to change.
 pub async fn run_with(
     settings: Settings,
-    tokens: Tokens,
+    api: impl Into<port25_api::ApiOptions>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     on_ready: impl FnOnce(Bound) + Send,
 ) -> anyhow::Result<()> {
-    crate::config::check_api_exposure(settings.api_listen, &tokens)?;
+    let api = api.into();
+    crate::config::check_api_exposure(settings.api_listen, &api.tokens)?;
     let dir = settings.data_dir.clone();
     let store = tokio::task::spawn_blocking(move || SledStore::open(&dir))
         .await
@@ -183,9 +184,8 @@ pub async fn run_with(
 
     // `/metrics` serves this registry: the OpenFlow side's metrics
     // registered above, plus the API's own.
-    let app = port25_api::app(
-        AppState::with_writer(writer, store.clone(), fleet).with_tokens(tokens).with_registry(registry),
-    );
+    let app =
+        port25_api::app(AppState::with_writer(writer, store.clone(), fleet).with_options(api).with_registry(registry));
     let api_token = token.clone();
     let api_task = tokio::spawn(async move {
         // With the peer address: the audit trail records it.

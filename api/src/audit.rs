@@ -3,6 +3,7 @@
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::Json;
+use port25_rules::model::clip;
 use port25_rules::{AuditAction, AuditEntry, AuditQuery};
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
@@ -74,13 +75,23 @@ pub(crate) async fn list(
             .since
             .map(|s| {
                 OffsetDateTime::parse(&s, &Rfc3339).map_err(|e| {
-                    ApiError::field("since", format!("'{s}' is not an RFC 3339 time such as 2026-12-03T00:00:00Z: {e}"))
+                    ApiError::field(
+                        "since",
+                        format!("'{}' is not an RFC 3339 time such as 2026-12-03T00:00:00Z: {e}", clip(&s)),
+                    )
                 })
             })
             .transpose()?,
         action: p
             .action
-            .map(|a| a.parse::<AuditAction>().map_err(|e| ApiError::field("action", e.to_string())))
+            .map(|a| {
+                a.parse::<AuditAction>().map_err(|_| {
+                    ApiError::field(
+                        "action",
+                        format!("'{}' is not an audit action: grant, revoke, expire or sync", clip(&a)),
+                    )
+                })
+            })
             .transpose()?,
         before_seq: p.before.map(|b| parse_number("before", &b, 1, u64::MAX)).transpose()?,
         limit: match p.limit {
@@ -98,6 +109,9 @@ fn parse_number(field: &str, s: &str, min: u64, max: u64) -> Result<u64, ApiErro
     let n = (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse::<u64>().ok()).flatten();
     match n {
         Some(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(ApiError::field(field, format!("{field} must be a whole number from {min} to {max}, not '{s}'"))),
+        _ => Err(ApiError::field(
+            field,
+            format!("{field} must be a whole number from {min} to {max}, not '{}'", clip(s)),
+        )),
     }
 }

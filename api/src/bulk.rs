@@ -16,17 +16,16 @@ use std::collections::HashMap;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::Json;
-use port25_rules::{AuditAction, Change, Exemption, ExemptionId, NewExemption, Prefix, Scope};
+use port25_rules::{AuditAction, Change, Exemption, ExemptionId, Prefix, Scope};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use time::OffsetDateTime;
-use tracing::info;
 
 use crate::auth::Who;
 use crate::error::ApiError;
-use crate::exemptions::{maybe_wait, query_error, GrantBody, Item};
+use crate::exemptions::{maybe_wait, query_error, Checked, GrantBody, Item};
 use crate::extract::{parse_object, ApiJson};
 use crate::wait::{Applied, WaitParams};
+use crate::writer::Event;
 use crate::AppState;
 
 /// Most items in one bulk request.
@@ -102,8 +101,9 @@ enum Holder {
         (status = 400, description = "Bad input; `field` names what to fix", body = crate::openapi::ErrorBody),
         (status = 401, description = "No or an unknown bearer token (when tokens are configured)", body = crate::openapi::ErrorBody),
         (status = 403, description = "A read token on a write route", body = crate::openapi::ErrorBody),
-        (status = 413, description = "Body too large", body = crate::openapi::ErrorBody),
-        (status = 415, description = "Body not declared as JSON", body = crate::openapi::ErrorBody),
+        (status = 408, description = "Body not received within 30 seconds", body = crate::openapi::ErrorBody),
+        (status = 413, description = "Body too large, or a Content-Length announcing more", body = crate::openapi::ErrorBody),
+        (status = 415, description = "Body not declared as JSON, or compressed (Content-Encoding other than identity)", body = crate::openapi::ErrorBody),
         (status = 500, description = "Server-side failure (generic body; the cause is logged)", body = crate::openapi::ErrorBody)
     )
 )]
@@ -127,13 +127,13 @@ pub(crate) async fn create(
         ));
     }
 
-    // Checked outside the write lock: this is the CPU-heavy part.
-    let now = OffsetDateTime::now_utc();
+    // Checked outside the write lock: this is the CPU-heavy part. Only
+    // the expiries wait for the commit's clock (`Checked::at`).
     let mut refused = Vec::new();
-    let mut valid: Vec<(usize, NewExemption)> = Vec::with_capacity(items.len());
+    let mut valid: Vec<(usize, Checked)> = Vec::with_capacity(items.len());
     for (i, raw) in items.into_iter().enumerate() {
         let prefix = format!("exemptions[{i}].");
-        let checked = parse_object::<GrantBody>(raw.get().as_bytes())
+        let checked = parse_object::<GrantBody>(raw.get().as_bytes(), &format!("exemptions[{i}]"))
             .map_err(|e| match e {
                 ApiError::BadRequest { message, field } => ApiError::BadRequest {
                     message,
@@ -141,7 +141,7 @@ pub(crate) async fn create(
                 },
                 other => other,
             })
-            .and_then(|body| Item::from(body).validate(&prefix, now));
+            .and_then(|body| Item::from(body).validate(&prefix, state.min_prefix_len));
         match checked {
             Ok(new) => valid.push((i, new)),
             Err(e) => refused.push(rejected(i, e)),
@@ -151,13 +151,13 @@ pub(crate) async fn create(
     let (created, conflicts, version) = if valid.is_empty() {
         (Vec::new(), Vec::new(), state.writer.snapshot().version)
     } else {
-        let (done, (indices, conflicts), version) = state
+        let (done, (indices, conflicts, late), version) = state
             .writer
-            .commit(who, move |snap, _| {
+            .commit(who, Event::Bulk, move |snap, now| {
                 // Under the write lock the snapshot equals the store, so
                 // these conflicts are exactly the store's.
                 let mut holders: HashMap<(Prefix, Scope), Option<Holder>> =
-                    valid.iter().map(|(_, n)| ((n.subscriber, n.scope.clone()), None)).collect();
+                    valid.iter().map(|(_, c)| ((c.new.subscriber, c.new.scope.clone()), None)).collect();
                 for e in snap.exemptions.values() {
                     if let Some(h) = holders.get_mut(&(e.subscriber, e.switches.clone())) {
                         h.get_or_insert(Holder::Stored(e.id));
@@ -166,7 +166,16 @@ pub(crate) async fn create(
                 let mut change = Change::new(AuditAction::Grant);
                 let mut indices = Vec::with_capacity(valid.len());
                 let mut conflicts = Vec::new();
-                for (i, new) in valid {
+                // Expiries checked with the clock of this commit.
+                let mut late = Vec::new();
+                for (i, checked) in valid {
+                    let new = match checked.at(now) {
+                        Ok(new) => new,
+                        Err(e) => {
+                            late.push(rejected(i, e));
+                            continue;
+                        }
+                    };
                     let slot = holders.entry((new.subscriber, new.scope.clone())).or_default();
                     match *slot {
                         Some(holder) => conflicts.push((i, new.subscriber, holder)),
@@ -177,7 +186,7 @@ pub(crate) async fn create(
                         }
                     }
                 }
-                Ok((change, (indices, conflicts)))
+                Ok((change, (indices, conflicts, late)))
             })
             .await?;
         // The store creates in the order given.
@@ -198,11 +207,11 @@ pub(crate) async fn create(
                 }
             })
             .collect::<Vec<_>>();
+        refused.extend(late);
         (done.created, conflicts, version)
     };
     refused.extend(conflicts);
     refused.sort_by_key(|r| r.index);
-    info!(created = created.len(), rejected = refused.len(), policy_version = version, "exemptions granted in bulk");
     let applied = maybe_wait(&state, version, wait).await;
     Ok(Json(BulkReply { created, rejected: refused, policy_version: version, applied }))
 }

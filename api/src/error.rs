@@ -21,7 +21,7 @@ pub enum ApiError {
         /// the error is about one.
         field: Option<String>,
     },
-    /// The body is not declared as JSON (`415`).
+    /// The body is not declared as JSON, or is compressed (`415`).
     #[error("{0}")]
     UnsupportedMediaType(String),
     /// The body is larger than the route accepts (`413`):
@@ -33,6 +33,10 @@ pub enum ApiError {
         crate::bulk::BULK_MAX_BODY_BYTES
     )]
     PayloadTooLarge,
+    /// The body did not arrive within the timeout, normally
+    /// [`crate::BODY_TIMEOUT`] (`408`).
+    #[error("the request body did not arrive within {0:?}")]
+    RequestTimeout(std::time::Duration),
     /// No bearer token, or one that is not configured (`401`, with
     /// `WWW-Authenticate: Bearer`).
     #[error("{0}")]
@@ -71,6 +75,7 @@ impl ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,

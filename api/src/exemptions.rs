@@ -10,18 +10,18 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use port25_rules::{Dpid, Exemption, ExemptionId, NewExemption, Prefix, Scope};
+use port25_rules::model::clip;
+use port25_rules::{Dpid, Exemption, ExemptionId, Family, NewExemption, Prefix, Scope};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime, UtcOffset};
-use tracing::info;
 
 use crate::auth::Who;
 use crate::error::ApiError;
-use crate::extract::{field_of, kind, ApiJson};
+use crate::extract::{field_of, kind, ApiJson, NoQuery};
 use crate::wait::{Applied, WaitParams};
-use crate::AppState;
+use crate::{AppState, MinPrefixLen};
 
 /// Longest note accepted, in characters.
 pub(crate) const MAX_NOTE_CHARS: usize = 1024;
@@ -84,13 +84,15 @@ pub(crate) const MAX_TTL_SECONDS: u64 = 315_576_000;
 pub(crate) const MAX_EXTERNAL_ID_CHARS: usize = 128;
 
 impl Item {
-    /// Check every field and build the domain request. Error fields are
-    /// named `{prefix}{field}` (`prefix` is empty for a POST body, and
-    /// `exemptions[3].` for a sync item).
+    /// Check every field and build the domain request, all but its
+    /// expiry: that is computed against the clock when it is stored
+    /// ([`Checked::at`]). Error fields are named `{prefix}{field}`
+    /// (`prefix` is empty for a POST body, and `exemptions[3].` for a bulk
+    /// or sync item).
     ///
     /// # Errors
     /// A `400` naming the first offending field.
-    pub(crate) fn validate(self, prefix: &str, now: OffsetDateTime) -> Result<NewExemption, ApiError> {
+    pub(crate) fn validate(self, prefix: &str, min: MinPrefixLen) -> Result<Checked, ApiError> {
         let f = |name: &str| format!("{prefix}{name}");
         let subscriber = match self.subscriber {
             None => {
@@ -100,7 +102,8 @@ impl Item {
                 ))
             }
             Some(Value::String(s)) => {
-                s.parse::<Prefix>().map_err(|e| ApiError::field(f("subscriber"), e.to_string()))?
+                let p = s.parse::<Prefix>().map_err(|e| ApiError::field(f("subscriber"), e.to_string()))?;
+                check_subscriber(p, min).map_err(|m| ApiError::field(f("subscriber"), m))?
             }
             Some(other) => {
                 return Err(ApiError::field(
@@ -126,12 +129,15 @@ impl Item {
                 ))
             }
         };
-        let expires_at = match (self.expires_at, self.ttl_seconds) {
+        let expiry = match (self.expires_at, self.ttl_seconds) {
             (Some(_), Some(_)) => {
                 return Err(ApiError::field(f("ttl_seconds"), "give expires_at or ttl_seconds, not both"))
             }
-            (Some(at), None) => Some(parse_expires_at(at, now).map_err(|m| ApiError::field(f("expires_at"), m))?),
-            (None, Some(ttl)) => Some(parse_ttl(ttl, now).map_err(|m| ApiError::field(f("ttl_seconds"), m))?),
+            (Some(at), None) => {
+                let (at, given) = parse_expires_at(at).map_err(|m| ApiError::field(f("expires_at"), m))?;
+                Some(Expiry::At { at, given, field: f("expires_at") })
+            }
+            (None, Some(ttl)) => Some(Expiry::Ttl(parse_ttl(ttl).map_err(|m| ApiError::field(f("ttl_seconds"), m))?)),
             (None, None) => None,
         };
         let external_id = match self.external_id {
@@ -144,34 +150,98 @@ impl Item {
                 ))
             }
         };
-        Ok(NewExemption { subscriber, note, scope: Scope::from_list(switches), expires_at, external_id })
+        let new = NewExemption { subscriber, note, scope: Scope::from_list(switches), expires_at: None, external_id };
+        Ok(Checked { new, expiry })
     }
 }
 
-fn parse_expires_at(v: Value, now: OffsetDateTime) -> Result<OffsetDateTime, String> {
+/// An expiry as the client gave it. Turned into a time, and checked
+/// against the clock, only by [`Checked::at`], with the `now` of the
+/// commit: a request that waited for the write lock behind a big bulk
+/// must not be stored with an expiry that passed while it waited.
+#[derive(Debug, Clone)]
+enum Expiry {
+    /// `expires_at`, as parsed and as written (for the error message).
+    At { at: OffsetDateTime, given: String, field: String },
+    /// `ttl_seconds`, 1 to [`MAX_TTL_SECONDS`].
+    Ttl(u64),
+}
+
+/// An exemption whose every field is checked, its expiry still to be
+/// resolved against the clock when it is stored.
+#[derive(Debug, Clone)]
+pub(crate) struct Checked {
+    /// Everything but `expires_at` (still `None`).
+    pub(crate) new: NewExemption,
+    expiry: Option<Expiry>,
+}
+
+impl Checked {
+    /// The request as stored at `now` (the `now` the [`crate::Writer`]
+    /// passes to the plan: the store's `created_at`): `ttl_seconds` counts
+    /// from it, and `expires_at` must lie after it and at most ten years
+    /// away.
+    ///
+    /// # Errors
+    /// A `400` on `expires_at` that is not in the future at `now`, or more
+    /// than ten years away.
+    pub(crate) fn at(self, now: OffsetDateTime) -> Result<NewExemption, ApiError> {
+        let mut new = self.new;
+        new.expires_at = match self.expiry {
+            None => None,
+            Some(Expiry::Ttl(secs)) => Some(now + Duration::seconds(secs as i64)),
+            Some(Expiry::At { at, given, field }) => {
+                if at <= now {
+                    return Err(ApiError::field(field, format!("expires_at {given} is not in the future")));
+                }
+                if at > now + Duration::seconds(MAX_TTL_SECONDS as i64) {
+                    return Err(ApiError::field(field, format!("expires_at {given} is more than ten years away")));
+                }
+                Some(at)
+            }
+        };
+        Ok(new)
+    }
+}
+
+/// Whether `p` may be an exemption's subscriber: long enough for its
+/// family, and an address a subscriber can have
+/// ([`Prefix::check_subscriber`]). Filters do not go through this.
+fn check_subscriber(p: Prefix, min: MinPrefixLen) -> Result<Prefix, String> {
+    let (shortest, family, key) = match p.family() {
+        Family::V4 => (min.v4, "IPv4", "min_prefix_len_v4"),
+        Family::V6 => (min.v6, "IPv6", "min_prefix_len_v6"),
+    };
+    if p.len() < shortest {
+        return Err(format!(
+            "{p} is too wide: an {family} exemption must be /{shortest} or longer (set by [api] {key} in the \
+             config file)"
+        ));
+    }
+    p.check_subscriber().map_err(|e| e.to_string())?;
+    Ok(p)
+}
+
+/// `expires_at` parsed (UTC), with the text as given. Whether it is in
+/// the future is for [`Checked::at`].
+fn parse_expires_at(v: Value) -> Result<(OffsetDateTime, String), String> {
     let Value::String(s) = v else {
         return Err(format!("expires_at must be an RFC 3339 time such as \"2027-01-31T00:00:00Z\", not {}", kind(&v)));
     };
     let at = OffsetDateTime::parse(&s, &Rfc3339)
-        .map_err(|e| format!("'{s}' is not an RFC 3339 time such as 2027-01-31T00:00:00Z: {e}"))?
+        .map_err(|e| format!("'{}' is not an RFC 3339 time such as 2027-01-31T00:00:00Z: {e}", clip(&s)))?
         .to_offset(UtcOffset::UTC);
-    if at <= now {
-        return Err(format!("expires_at {s} is not in the future"));
-    }
-    if at > now + Duration::seconds(MAX_TTL_SECONDS as i64) {
-        return Err(format!("expires_at {s} is more than ten years away"));
-    }
-    Ok(at)
+    Ok((at, s))
 }
 
-fn parse_ttl(v: Value, now: OffsetDateTime) -> Result<OffsetDateTime, String> {
+fn parse_ttl(v: Value) -> Result<u64, String> {
     let range = format!("ttl_seconds must be a whole number of seconds from 1 to {MAX_TTL_SECONDS} (ten years)");
     let Value::Number(n) = &v else {
         return Err(format!("{range}, not {}", kind(&v)));
     };
     match n.as_u64() {
-        Some(secs @ 1..=MAX_TTL_SECONDS) => Ok(now + Duration::seconds(secs as i64)),
-        _ => Err(format!("{range}, not {n}")),
+        Some(secs @ 1..=MAX_TTL_SECONDS) => Ok(secs),
+        _ => Err(format!("{range}, not {}", clip(&n.to_string()))),
     }
 }
 
@@ -182,9 +252,7 @@ fn check_external_id(id: String) -> Result<String, String> {
     if id.chars().count() > MAX_EXTERNAL_ID_CHARS {
         return Err(format!("external_id is longer than {MAX_EXTERNAL_ID_CHARS} characters"));
     }
-    if id.chars().any(char::is_control) {
-        return Err("external_id must not contain control characters".into());
-    }
+    check_plain("external_id", &id)?;
     Ok(id)
 }
 
@@ -192,12 +260,51 @@ fn check_note(note: String) -> Result<String, String> {
     if note.chars().count() > MAX_NOTE_CHARS {
         return Err(format!("note is longer than {MAX_NOTE_CHARS} characters"));
     }
-    // Notes end up in logs and operator tooling; control characters
-    // (newlines included) could forge log lines or garble terminals.
-    if note.chars().any(char::is_control) {
-        return Err("note must not contain control characters (including newlines and tabs)".into());
-    }
+    check_plain("note", &note)?;
     Ok(note)
+}
+
+/// What is wrong with `c` in a note or external id, if anything.
+///
+/// Notes end up in logs, the audit trail and operator tooling. Control
+/// characters (newlines included) could forge log lines or garble
+/// terminals; format, bidirectional and invisible characters make text
+/// read differently from what it is (U+202E turns `ticket 4411` around
+/// on screen); noncharacters are not text at all.
+fn unwanted(c: char) -> Option<&'static str> {
+    let cp = u32::from(c);
+    let what = match cp {
+        _ if c.is_control() => "a control character, such as a newline or tab",
+        0x00AD => "a soft hyphen, which is invisible",
+        0x061C | 0x200E | 0x200F => "a bidirectional mark",
+        0x180E => "an invisible separator",
+        0x200B..=0x200D => "a zero-width character",
+        0x2028 | 0x2029 => "a line or paragraph separator",
+        0x202A | 0x202B => "a bidirectional embedding",
+        0x202C => "a bidirectional formatting pop",
+        0x202D | 0x202E => "a bidirectional override",
+        0x2060..=0x2064 => "an invisible formatting character",
+        0x2066..=0x2069 => "a bidirectional isolate",
+        0x206A..=0x206F => "a deprecated formatting character",
+        0xFEFF => "a zero-width no-break space (byte order mark)",
+        0xFFF9..=0xFFFB => "an interlinear annotation character",
+        0xFDD0..=0xFDEF => "a noncharacter",
+        _ if cp & 0xFFFE == 0xFFFE => "a noncharacter",
+        _ => return None,
+    };
+    Some(what)
+}
+
+/// Refuse the first [`unwanted`] character of `text`, saying which and where.
+fn check_plain(name: &str, text: &str) -> Result<(), String> {
+    match text.chars().enumerate().find_map(|(i, c)| unwanted(c).map(|what| (i, c, what))) {
+        None => Ok(()),
+        Some((i, c, what)) => Err(format!(
+            "{name} contains U+{:04X} ({what}) at character {}; it must be plain text on one line",
+            u32::from(c),
+            i + 1
+        )),
+    }
 }
 
 fn parse_switches(items: Vec<Value>, prefix: &str) -> Result<Vec<Dpid>, ApiError> {
@@ -259,8 +366,9 @@ pub(crate) async fn maybe_wait(state: &AppState, version: u64, wait: Option<std:
         (status = 401, description = "No or an unknown bearer token (when tokens are configured)", body = crate::openapi::ErrorBody),
         (status = 403, description = "A read token on a write route", body = crate::openapi::ErrorBody),
         (status = 409, description = "The same subscriber with the same switches exists; `existing_id` names it", body = crate::openapi::ErrorBody),
-        (status = 413, description = "Body too large", body = crate::openapi::ErrorBody),
-        (status = 415, description = "Body not declared as JSON", body = crate::openapi::ErrorBody),
+        (status = 408, description = "Body not received within 30 seconds", body = crate::openapi::ErrorBody),
+        (status = 413, description = "Body too large, or a Content-Length announcing more", body = crate::openapi::ErrorBody),
+        (status = 415, description = "Body not declared as JSON, or compressed (Content-Encoding other than identity)", body = crate::openapi::ErrorBody),
         (status = 500, description = "Server-side failure (generic body; the cause is logged)", body = crate::openapi::ErrorBody)
     )
 )]
@@ -272,9 +380,8 @@ pub(crate) async fn create(
 ) -> Result<(StatusCode, HeaderMap, Json<WithApplied<Exemption>>), ApiError> {
     let Query(params) = params.map_err(query_error)?;
     let wait = params.timeout()?;
-    let new = Item::from(body).validate("", OffsetDateTime::now_utc())?;
-    let (record, version) = state.writer.grant(new, who).await?;
-    info!(id = %record.id, subscriber = %record.subscriber, policy_version = version, "exemption granted");
+    let checked = Item::from(body).validate("", state.min_prefix_len)?;
+    let (record, version) = state.writer.grant(who, move |now| checked.at(now)).await?;
     let mut headers = HeaderMap::new();
     let location = HeaderValue::from_str(&format!("/v1/exemptions/{}", record.id))
         .map_err(|e| ApiError::Internal(format!("location header: {e}")))?;
@@ -315,13 +422,10 @@ pub(crate) async fn revoke(
     let Query(params) = params.map_err(query_error)?;
     let wait = params.timeout()?;
     match state.writer.revoke(id, who).await? {
-        Some((rec, version)) => {
-            info!(id = %rec.id, subscriber = %rec.subscriber, policy_version = version, "exemption revoked");
-            match maybe_wait(&state, version, wait).await {
-                None => Ok(StatusCode::NO_CONTENT.into_response()),
-                Some(applied) => Ok(Json(WithApplied { body: rec, applied: Some(applied) }).into_response()),
-            }
-        }
+        Some((rec, version)) => match maybe_wait(&state, version, wait).await {
+            None => Ok(StatusCode::NO_CONTENT.into_response()),
+            Some(applied) => Ok(Json(WithApplied { body: rec, applied: Some(applied) }).into_response()),
+        },
         None => Err(not_found(id)),
     }
 }
@@ -345,8 +449,10 @@ pub(crate) async fn revoke(
 pub(crate) async fn show(
     State(state): State<AppState>,
     id: Result<Path<String>, PathRejection>,
+    query: Result<NoQuery, ApiError>,
 ) -> Result<Json<Exemption>, ApiError> {
     let id = parse_id(id)?;
+    query?;
     state.writer.read(move |store| store.get(id)).await?.map(Json).ok_or_else(|| not_found(id))
 }
 
@@ -402,7 +508,7 @@ fn parse_id(path: Result<Path<String>, PathRejection>) -> Result<ExemptionId, Ap
     if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
         return Err(ApiError::field(
             "id",
-            format!("'{raw}' is not an exemption id: expected a whole number such as 7"),
+            format!("'{}' is not an exemption id: expected a whole number such as 7", clip(&raw)),
         ));
     }
     raw.parse::<u64>()

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use port25_rules::{AuditContext, Snapshot};
 use time::OffsetDateTime;
-use tracing::{error, info};
+use tracing::error;
 
 use crate::Writer;
 
@@ -62,12 +62,9 @@ pub async fn run(writer: Writer, shutdown: impl Future<Output = ()>) {
         if !matches!(next, Some(t) if t <= OffsetDateTime::now_utc()) {
             continue; // a bounded sleep ended, or the clock moved back
         }
+        // The writer logs each expiry as it commits it.
         match writer.expire_due(AuditContext::port25d()).await {
-            Ok(gone) => {
-                for e in &gone {
-                    info!(id = %e.id, subscriber = %e.subscriber, "exemption expired");
-                }
-            }
+            Ok(_) => {}
             Err(e) => {
                 error!(cause = %e, retry_ms = RETRY.as_millis() as u64, "cannot apply an expiry");
                 tokio::select! {

@@ -6,12 +6,15 @@
 //!   with the body limit, JSON fallbacks and a per-request tracing span.
 //! - [`error`]: [`ApiError`], the only place a failure becomes an HTTP
 //!   response. Every error body is `{"error": "...", "field": "..."}`.
-//! - `extract`: [`ApiJson`], the JSON body extractor whose rejections use
-//!   the same error body as everything else.
+//! - `extract`: [`ApiJson`], the JSON body extractor (content type and
+//!   encoding, announced length, read timeout, the field of a syntax
+//!   error) whose rejections use the same error body as everything else;
+//!   `NoQuery` for the routes that take no query parameters.
 //! - [`auth`]: bearer tokens (constant-time, by SHA-256 digest), request
 //!   ids, and the audit context (`Who`) of a request.
 //! - [`Writer`] (`writer`): the one write path: plan from the snapshot,
-//!   persist with audit entries, publish, under one lock.
+//!   persist with audit entries, publish, under one lock; it also logs
+//!   every committed change (grant, revoke, expire, bulk, sync), once.
 //! - `exemptions`: the `/v1/exemptions` handlers and the validation of one
 //!   exemption's fields.
 //! - `sync`: `PUT /v1/exemptions`, a provisioning system's full list.
@@ -36,9 +39,12 @@
 //! Other client errors: `401` no or an unknown bearer token (with
 //! `WWW-Authenticate: Bearer`), `403` a read token on a write route, `404`
 //! unknown id or route, `405` wrong method, `409` the same exemption exists
-//! (`existing_id` in the body), `413` body over [`MAX_BODY_BYTES`] (or
+//! (`existing_id` in the body), `408` body not received within
+//! [`BODY_TIMEOUT`], `413` body over [`MAX_BODY_BYTES`] (or
 //! [`SYNC_MAX_BODY_BYTES`] for a sync, [`bulk::BULK_MAX_BODY_BYTES`] for a
-//! bulk create), `415` body not declared as JSON.
+//! bulk create; also when `Content-Length` announces more, before reading),
+//! `415` body not declared as JSON, or compressed (`Content-Encoding`
+//! other than `identity`).
 //! Every response carries an `x-request-id` header. A `5xx` is only
 //! ever a server-side failure; its body is generic and the cause is logged.
 #![forbid(unsafe_code)]
@@ -68,7 +74,7 @@ use axum::http::Method;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{on, MethodFilter, MethodRouter};
-use axum::Router;
+use axum::{Extension, Router};
 use port25_controller::Fleet;
 use port25_rules::{ExemptionStore, Snapshot};
 use prometheus_client::registry::Registry;
@@ -78,7 +84,7 @@ use tracing::{debug, field, info, info_span, Instrument};
 pub use auth::{ApiToken, Role, Tokens};
 pub use error::ApiError;
 pub use extract::ApiJson;
-pub use writer::Writer;
+pub use writer::{Event, Writer};
 
 /// Largest request body accepted; bigger ones get `413`. An exemption is a
 /// few hundred bytes, so this leaves room for long switch lists only.
@@ -87,6 +93,47 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Largest body of a sync (`PUT /v1/exemptions`): the full list of a
 /// provisioning system, some tens of thousands of records.
 pub const SYNC_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// How long a request body may take to arrive, from the moment the
+/// handler starts reading it; then `408` (see [`AppState::with_body_timeout`]). A client that announces a body
+/// and sends it slowly, or not at all, would otherwise hold its
+/// connection (and a task) for ever. 64 MiB, the largest body (a bulk),
+/// needs about 2.2 MB/s to make it.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The shortest subscriber prefix an exemption may have, per family
+/// (`[api] min_prefix_len_v4` and `min_prefix_len_v6`). Without a floor,
+/// `0.0.0.0/1` and `128.0.0.0/1` together would exempt everyone; only
+/// `/0` is refused by the model itself. Filters are not limited by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MinPrefixLen {
+    /// 1 to 32; default 8.
+    pub v4: u8,
+    /// 1 to 128; default 32.
+    pub v6: u8,
+}
+
+impl Default for MinPrefixLen {
+    fn default() -> MinPrefixLen {
+        MinPrefixLen { v4: 8, v6: 32 }
+    }
+}
+
+/// What the daemon's configuration sets in the API. `From<Tokens>` keeps
+/// callers that only configure tokens short.
+#[derive(Debug, Clone, Default)]
+pub struct ApiOptions {
+    /// API tokens; empty = authentication off.
+    pub tokens: Tokens,
+    /// The shortest subscriber prefix a grant, bulk item or sync item may name.
+    pub min_prefix_len: MinPrefixLen,
+}
+
+impl From<Tokens> for ApiOptions {
+    fn from(tokens: Tokens) -> ApiOptions {
+        ApiOptions { tokens, ..ApiOptions::default() }
+    }
+}
 
 /// What every handler shares. Cheap to clone (all handles).
 #[derive(Clone)]
@@ -103,6 +150,10 @@ pub struct AppState {
     pub writer: Writer,
     /// API tokens; empty = authentication off.
     tokens: Arc<Tokens>,
+    /// The shortest subscriber prefix per family.
+    min_prefix_len: MinPrefixLen,
+    /// How long a request body may take to arrive.
+    body_timeout: std::time::Duration,
     /// What `GET /metrics` serves: the daemon's metrics plus the API's.
     registry: Arc<Registry>,
     /// The API's request metrics (registered in `registry`).
@@ -130,6 +181,8 @@ impl AppState {
             fleet,
             writer,
             tokens: Arc::new(Tokens::default()),
+            min_prefix_len: MinPrefixLen::default(),
+            body_timeout: BODY_TIMEOUT,
             registry: Arc::new(registry),
             metrics,
         }
@@ -147,6 +200,26 @@ impl AppState {
     pub fn with_tokens(mut self, tokens: Tokens) -> AppState {
         self.tokens = Arc::new(tokens);
         self
+    }
+
+    /// Refuse subscriber prefixes shorter than these in grants, bulk and
+    /// sync items.
+    pub fn with_min_prefix_len(mut self, min: MinPrefixLen) -> AppState {
+        self.min_prefix_len = min;
+        self
+    }
+
+    /// Answer `408` when a request body takes longer than this to arrive
+    /// (default [`BODY_TIMEOUT`]; tests shorten it).
+    pub fn with_body_timeout(mut self, timeout: std::time::Duration) -> AppState {
+        self.body_timeout = timeout;
+        self
+    }
+
+    /// Everything the configuration sets: tokens and prefix limits.
+    pub fn with_options(self, options: impl Into<ApiOptions>) -> AppState {
+        let options = options.into();
+        self.with_tokens(options.tokens).with_min_prefix_len(options.min_prefix_len)
     }
 }
 
@@ -212,7 +285,10 @@ pub fn routes() -> Vec<Route> {
     // Only the sync and the bulk create take big bodies: the route's own
     // limit replaces the router-wide one for them.
     let big = |mut r: Route, limit: usize| {
-        r.handler = r.handler.layer(DefaultBodyLimit::max(limit));
+        r.handler = r
+            .handler
+            .layer::<_, std::convert::Infallible>(DefaultBodyLimit::max(limit))
+            .layer(Extension(extract::BodyLimit(limit)));
         r
     };
     vec![
@@ -243,6 +319,7 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(Extension(extract::BodyTimeout(state.body_timeout)))
         .layer(middleware::from_fn_with_state(state.clone(), auth::authenticate))
         .layer(middleware::from_fn(auth::request_id))
         .layer(middleware::from_fn(trace))
@@ -263,7 +340,8 @@ async fn method_not_allowed() -> ApiError {
 /// One span per request (method, path, request id, caller), and one line
 /// when it is answered: at info for writes, at debug for reads (`GET` and
 /// `HEAD`; monitoring polls `/v1/switches` and `/healthz` all day).
-/// Handlers log their domain events inside this span.
+/// The domain events are logged by the [`Writer`], with the request id
+/// and caller as fields, since the handler may be gone by then.
 async fn trace(req: Request, next: Next) -> Response {
     let read = matches!(*req.method(), Method::GET | Method::HEAD);
     let span = info_span!(

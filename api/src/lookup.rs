@@ -13,6 +13,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::Json;
 use port25_controller::SwitchState;
+use port25_rules::model::clip;
 use port25_rules::{decide, Dpid, Exemption, Fragment, Packet, Scope, Verdict};
 use serde::{Deserialize, Serialize};
 
@@ -125,10 +126,12 @@ pub(crate) async fn lookup(
     let Query(p) = params.map_err(query_error)?;
     let raw =
         p.ip.ok_or_else(|| ApiError::field("ip", "ip is required: the address to look up, such as 203.0.113.7"))?;
-    let ip: IpAddr = raw
-        .trim()
-        .parse()
-        .map_err(|_| ApiError::field("ip", format!("'{raw}' is not an IPv4 or IPv6 address (no prefix length)")))?;
+    let ip: IpAddr = raw.trim_matches(|c: char| c.is_ascii_whitespace()).parse().map_err(|_| {
+        ApiError::field("ip", format!("'{}' is not an IPv4 or IPv6 address (no prefix length)", clip(&raw)))
+    })?;
+    // `::ffff:198.51.100.7` is 198.51.100.7 as an IPv6 socket writes it. A
+    // switch sees that host's packets as IPv4, so that is what is looked up.
+    let ip = ip.to_canonical();
     let snap = state.writer.snapshot();
     let covering: Vec<&Exemption> = snap.exemptions.values().filter(|e| e.subscriber.contains(ip)).collect();
     let everywhere: Vec<&Exemption> = covering.iter().copied().filter(|e| e.switches == Scope::All).collect();

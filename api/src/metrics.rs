@@ -121,11 +121,12 @@ pub(crate) async fn record(State(metrics): State<Arc<ApiMetrics>>, req: Request,
     tag = "operators",
     responses(
         (status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String),
+        (status = 400, description = "A query parameter (this route takes none); `field` names it", body = crate::openapi::ErrorBody),
         (status = 401, description = "No or an unknown bearer token (when tokens are configured)", body = crate::openapi::ErrorBody),
         (status = 500, description = "Server-side failure (generic body; the cause is logged)", body = crate::openapi::ErrorBody)
     )
 )]
-pub(crate) async fn scrape(State(state): State<AppState>) -> Result<Response, ApiError> {
+pub(crate) async fn scrape(State(state): State<AppState>, _: crate::extract::NoQuery) -> Result<Response, ApiError> {
     let mut body = String::with_capacity(16 * 1024);
     prometheus_client::encoding::text::encode(&mut body, &state.registry)
         .map_err(|e| ApiError::Internal(format!("cannot encode metrics: {e}")))?;

@@ -60,7 +60,9 @@ pub struct Exemption {
 pub struct GrantRequest {
     /// An IPv4 or IPv6 address or prefix (`203.0.113.7`, `2001:db8::/48`).
     pub subscriber: String,
-    /// Up to 1024 characters, no control characters.
+    /// Up to 1024 characters of plain text: no control, format,
+    /// bidirectional or invisible characters (U+202E, U+200B, ...) and no
+    /// noncharacters.
     pub note: Option<String>,
     /// Datapath ids; absent = every switch.
     pub switches: Option<Vec<String>>,
@@ -80,7 +82,8 @@ pub struct SyncItem {
     #[schema(format = DateTime)]
     pub expires_at: Option<String>,
     pub ttl_seconds: Option<u64>,
-    /// Up to 128 characters, unique in the list; matches the stored record.
+    /// Up to 128 characters of plain text (as for `note`), unique in the
+    /// list; matches the stored record.
     pub external_id: Option<String>,
 }
 
@@ -156,9 +159,10 @@ impl Modify for BearerAuth {
     tag = "meta",
     responses(
         (status = 200, description = "This document", body = Object),
+        (status = 400, description = "A query parameter (this route takes none); `field` names it", body = ErrorBody),
         (status = 401, description = "No or an unknown bearer token (when tokens are configured)", body = ErrorBody),
     )
 )]
-pub(crate) async fn document() -> Json<utoipa::openapi::OpenApi> {
+pub(crate) async fn document(_: crate::extract::NoQuery) -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }

@@ -5,6 +5,7 @@ use axum::Json;
 use port25_controller::SwitchStatus;
 use serde::Serialize;
 
+use crate::extract::NoQuery;
 use crate::AppState;
 
 #[derive(Serialize)]
@@ -19,11 +20,12 @@ pub(crate) struct SwitchList {
     tag = "operators",
     responses(
         (status = 200, description = "Every switch session", body = crate::openapi::Object),
+        (status = 400, description = "A query parameter (this route takes none); `field` names it", body = crate::openapi::ErrorBody),
         (status = 401, description = "No or an unknown bearer token (when tokens are configured)", body = crate::openapi::ErrorBody),
         (status = 500, description = "Server-side failure (generic body; the cause is logged)", body = crate::openapi::ErrorBody)
     )
 )]
-pub(crate) async fn list(State(state): State<AppState>) -> Json<SwitchList> {
+pub(crate) async fn list(State(state): State<AppState>, _: NoQuery) -> Json<SwitchList> {
     Json(SwitchList { switches: state.fleet.snapshot() })
 }
 
@@ -44,10 +46,11 @@ pub(crate) struct Health {
     tag = "operators",
     security(()),
     responses(
-        (status = 200, description = "Always ok while port25d runs", body = Health)
+        (status = 200, description = "Always ok while port25d runs", body = Health),
+        (status = 400, description = "A query parameter (this route takes none); `field` names it", body = crate::openapi::ErrorBody)
     )
 )]
-pub(crate) async fn health(State(state): State<AppState>) -> Json<Health> {
+pub(crate) async fn health(State(state): State<AppState>, _: NoQuery) -> Json<Health> {
     let (policy_version, exemptions) = {
         let snap = state.policy.borrow();
         (snap.version, snap.exemptions.len())

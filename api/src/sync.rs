@@ -28,16 +28,17 @@ use std::collections::{HashMap, HashSet};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::Json;
+use port25_rules::model::clip;
 use port25_rules::{AuditAction, Change, Exemption, NewExemption, Prefix, Scope, Snapshot};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use time::OffsetDateTime;
-use tracing::info;
 
 use crate::auth::Who;
 use crate::error::ApiError;
-use crate::exemptions::{query_error, Item};
+use crate::exemptions::{query_error, Checked, Item};
 use crate::extract::{parse_object, ApiJson};
+use crate::writer::Event;
 use crate::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -200,7 +201,9 @@ fn reply(dry_run: bool, policy_version: u64, create: Vec<Created>, plan: Plan) -
 }
 
 /// Parse and check every item; the first bad one refuses the request.
-pub(crate) fn validate(body: SyncBody, now: OffsetDateTime) -> Result<Vec<NewExemption>, ApiError> {
+/// Expiries are resolved later, against the clock of the commit
+/// ([`resolve`]).
+pub(crate) fn validate(body: SyncBody, min: crate::MinPrefixLen) -> Result<Vec<Checked>, ApiError> {
     let raw = body.exemptions.ok_or_else(|| {
         ApiError::field("exemptions", "exemptions is required: the full list of exemptions, possibly empty")
     })?;
@@ -211,19 +214,20 @@ pub(crate) fn validate(body: SyncBody, now: OffsetDateTime) -> Result<Vec<NewExe
     let mut identities = HashSet::new();
     for (i, raw) in items.into_iter().enumerate() {
         let prefix = format!("exemptions[{i}].");
-        let item: Item = parse_object(raw.get().as_bytes()).map_err(|e| match e {
+        let item: Item = parse_object(raw.get().as_bytes(), &format!("exemptions[{i}]")).map_err(|e| match e {
             ApiError::BadRequest { message, field } => ApiError::BadRequest {
                 message,
                 field: Some(field.map_or_else(|| format!("exemptions[{i}]"), |f| format!("{prefix}{f}"))),
             },
             other => other,
         })?;
-        let new = item.validate(&prefix, now)?;
+        let checked = item.validate(&prefix, min)?;
+        let new = &checked.new;
         if let Some(x) = &new.external_id {
             if !external_ids.insert(x.clone()) {
                 return Err(ApiError::field(
                     format!("{prefix}external_id"),
-                    format!("external_id '{x}' appears more than once in the list"),
+                    format!("external_id '{}' appears more than once in the list", clip(x)),
                 ));
             }
         }
@@ -233,9 +237,18 @@ pub(crate) fn validate(body: SyncBody, now: OffsetDateTime) -> Result<Vec<NewExe
                 format!("{} with the same switches appears more than once in the list", new.subscriber),
             ));
         }
-        out.push(new);
+        out.push(checked);
     }
     Ok(out)
+}
+
+/// Every item as stored at `now`: `ttl_seconds` counts from it, and an
+/// `expires_at` that is not after it refuses the whole sync.
+///
+/// # Errors
+/// A `400` naming the first item whose expiry is refused.
+fn resolve(checked: Vec<Checked>, now: OffsetDateTime) -> Result<Vec<NewExemption>, ApiError> {
+    checked.into_iter().map(|c| c.at(now)).collect()
 }
 
 /// `PUT /v1/exemptions[?dry_run=true]`: `200` with the difference.
@@ -254,8 +267,9 @@ pub(crate) fn validate(body: SyncBody, now: OffsetDateTime) -> Result<Vec<NewExe
         (status = 400, description = "Bad input; `field` names what to fix", body = crate::openapi::ErrorBody),
         (status = 401, description = "No or an unknown bearer token (when tokens are configured)", body = crate::openapi::ErrorBody),
         (status = 403, description = "A read token on a write route", body = crate::openapi::ErrorBody),
-        (status = 413, description = "Body too large", body = crate::openapi::ErrorBody),
-        (status = 415, description = "Body not declared as JSON", body = crate::openapi::ErrorBody),
+        (status = 408, description = "Body not received within 30 seconds", body = crate::openapi::ErrorBody),
+        (status = 413, description = "Body too large, or a Content-Length announcing more", body = crate::openapi::ErrorBody),
+        (status = 415, description = "Body not declared as JSON, or compressed (Content-Encoding other than identity)", body = crate::openapi::ErrorBody),
         (status = 500, description = "Server-side failure (generic body; the cause is logged)", body = crate::openapi::ErrorBody)
     )
 )]
@@ -269,23 +283,25 @@ pub(crate) async fn apply(
     let dry_run = match params.dry_run.as_deref() {
         None | Some("false") => false,
         Some("true") => true,
-        Some(other) => return Err(ApiError::field("dry_run", format!("dry_run must be true or false, not '{other}'"))),
+        Some(other) => {
+            return Err(ApiError::field("dry_run", format!("dry_run must be true or false, not '{}'", clip(other))))
+        }
     };
     let wait = crate::wait::parse(params.wait.as_deref(), params.wait_timeout_ms.as_deref())?;
     if dry_run && wait.is_some() {
         return Err(ApiError::field("wait", "a dry run changes nothing, so there is nothing to wait for"));
     }
-    let desired = validate(body, OffsetDateTime::now_utc())?;
+    let desired = validate(body, state.min_prefix_len)?;
     if dry_run {
         let snap = state.writer.snapshot();
-        let plan = plan(&snap, desired);
+        let plan = plan(&snap, resolve(desired, OffsetDateTime::now_utc())?);
         let create = plan.create.iter().map(|n| Created::Preview(Preview::from(n))).collect();
         return Ok(Json(reply(true, snap.version, create, plan)));
     }
     let (done, plan, version) = state
         .writer
-        .commit(who, move |snap, _| {
-            let mut plan = plan(snap, desired);
+        .commit(who, Event::Sync, move |snap, now| {
+            let mut plan = plan(snap, resolve(desired, now)?);
             let mut change = Change::new(AuditAction::Sync);
             change.create = std::mem::take(&mut plan.create);
             change.update = plan.update.iter().map(|(_, after)| after.clone()).collect();
@@ -293,14 +309,6 @@ pub(crate) async fn apply(
             Ok((change, plan))
         })
         .await?;
-    info!(
-        created = done.created.len(),
-        updated = done.updated.len(),
-        deleted = done.removed.len(),
-        kept = plan.keep.len(),
-        policy_version = version,
-        "exemptions synced"
-    );
     let create = done.created.into_iter().map(Created::Stored).collect();
     let mut body = reply(false, version, create, plan);
     body.applied = crate::exemptions::maybe_wait(&state, version, wait).await;

@@ -16,6 +16,7 @@
 use std::time::Duration;
 
 use port25_controller::{Fleet, SwitchState, SwitchStatus};
+use port25_rules::model::clip;
 use port25_rules::Dpid;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
@@ -65,13 +66,16 @@ pub(crate) fn parse(wait: Option<&str>, timeout_ms: Option<&str>) -> Result<Opti
                     .ok_or_else(|| {
                         ApiError::field(
                             "wait_timeout_ms",
-                            format!("wait_timeout_ms must be a whole number from 0 to {MAX_TIMEOUT_MS}, not '{t}'"),
+                            format!(
+                                "wait_timeout_ms must be a whole number from 0 to {MAX_TIMEOUT_MS}, not '{}'",
+                                clip(t)
+                            ),
                         )
                     })?;
                 Ok(Some(Duration::from_millis(ms)))
             }
         },
-        Some(other) => Err(ApiError::field("wait", format!("wait must be \"applied\", not '{other}'"))),
+        Some(other) => Err(ApiError::field("wait", format!("wait must be \"applied\", not '{}'", clip(other)))),
     }
 }
 

@@ -5,6 +5,12 @@
 //! under one lock. So publish order equals store order, a change is
 //! acknowledged only after it is durable, and a failed write publishes
 //! nothing.
+//!
+//! The domain events ("exemption granted", "exemptions synced", ...) are
+//! logged here too, by the blocking task right after the store commit,
+//! not by the handlers: a client that disconnects makes axum drop the
+//! handler future, but the task still commits, so this is the one place
+//! where every committed change is logged exactly once.
 
 use std::sync::Arc;
 
@@ -13,8 +19,80 @@ use port25_rules::{
 };
 use time::OffsetDateTime;
 use tokio::sync::{watch, Mutex};
+use tracing::{debug, info};
 
 use crate::error::ApiError;
+
+/// What a commit is, for the line it logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// One grant: a line per record.
+    Grant,
+    /// One revoke: a line per record.
+    Revoke,
+    /// Expiries: a line per record.
+    Expire,
+    /// `POST /v1/exemptions/bulk`: one line with the counts (each record
+    /// at debug), even when nothing was created.
+    Bulk,
+    /// `PUT /v1/exemptions`: one line with the counts (each record at
+    /// debug), even when everything was kept.
+    Sync,
+}
+
+/// Log what a commit changed. `total` is the number of exemptions after it.
+fn log_committed(event: Event, done: &Committed, ctx: &AuditContext, version: u64, total: usize) {
+    let request_id = ctx.request_id.as_deref().unwrap_or("");
+    let actor = ctx.actor.as_str();
+    let source = ctx.source.map(|s| s.to_string()).unwrap_or_default();
+    // The record's fields are formatted only if the line is enabled: a
+    // bulk of 100,000 logs each record at debug.
+    let each = |e: &Exemption, what: &str, detail: bool| {
+        if detail {
+            debug!(id = e.id.0, subscriber = %e.subscriber, policy_version = version, request_id, actor, source, "exemption {what}");
+        } else {
+            info!(id = e.id.0, subscriber = %e.subscriber, policy_version = version, request_id, actor, source, "exemption {what}");
+        }
+    };
+    match event {
+        Event::Grant => done.created.iter().for_each(|e| each(e, "granted", false)),
+        Event::Revoke => done.removed.iter().for_each(|e| each(e, "revoked", false)),
+        Event::Expire => done.removed.iter().for_each(|e| each(e, "expired", false)),
+        Event::Bulk => {
+            let ids = (done.created.first().map(|e| e.id.0), done.created.last().map(|e| e.id.0));
+            info!(
+                created = done.created.len(),
+                first_id = ids.0,
+                last_id = ids.1,
+                policy_version = version,
+                request_id,
+                actor,
+                source,
+                "exemptions granted in bulk"
+            );
+            done.created.iter().for_each(|e| each(e, "granted", true));
+        }
+        Event::Sync => {
+            // After a sync the store holds exactly the list, so what was
+            // neither created nor updated was kept.
+            let kept = total.saturating_sub(done.created.len() + done.updated.len());
+            info!(
+                created = done.created.len(),
+                updated = done.updated.len(),
+                deleted = done.removed.len(),
+                kept,
+                policy_version = version,
+                request_id,
+                actor,
+                source,
+                "exemptions synced"
+            );
+            done.created.iter().for_each(|e| each(e, "granted", true));
+            done.updated.iter().for_each(|(_, after)| each(after, "updated", true));
+            done.removed.iter().for_each(|e| each(e, "revoked", true));
+        }
+    }
+}
 
 /// Store plus policy channel plus the write lock. Cheap to clone.
 #[derive(Clone)]
@@ -62,11 +140,12 @@ impl Writer {
     /// store. Everything runs on the blocking pool (the store fsyncs) with
     /// the lock guard moved into the task: if the client goes away, axum
     /// drops this future, but the task still runs to the end, so a change
-    /// is never stored without also being published.
+    /// is never stored without also being published, nor without being
+    /// logged (as `event` says, with the request id and actor of `ctx`).
     ///
     /// # Errors
     /// What `plan` or the store returns; nothing is published then.
-    pub async fn commit<R, F>(&self, ctx: AuditContext, plan: F) -> Result<(Committed, R, u64), ApiError>
+    pub async fn commit<R, F>(&self, ctx: AuditContext, event: Event, plan: F) -> Result<(Committed, R, u64), ApiError>
     where
         R: Send + 'static,
         F: FnOnce(&Snapshot, OffsetDateTime) -> Result<(Change, R), ApiError> + Send + 'static,
@@ -81,11 +160,17 @@ impl Writer {
             let (change, extra) = plan(&current, now)?;
             let committed = store.commit(change, &ctx, now)?;
             if committed.is_empty() {
+                if matches!(event, Event::Bulk | Event::Sync) {
+                    log_committed(event, &committed, &ctx, current.version, current.exemptions.len());
+                }
                 return Ok((committed, extra, current.version));
             }
             let (added, removed) = committed.for_snapshot();
             let next = Arc::new(current.apply(added, &removed));
             let version = next.version;
+            // Logged before publishing, so that whoever sees the new
+            // policy can also find its log line.
+            log_committed(event, &committed, &ctx, version, next.exemptions.len());
             policy.send_replace(next);
             Ok((committed, extra, version))
         })
@@ -93,16 +178,22 @@ impl Writer {
         .map_err(|e| ApiError::Internal(format!("store task failed: {e}")))?
     }
 
-    /// Grant one exemption (audited as "grant"). Returns the record and
-    /// the policy version that carries it.
+    /// Grant one exemption (audited as "grant"). `make` builds the request
+    /// under the write lock, from the `now` the record is stored with, so
+    /// that an expiry is computed and checked with the clock of the
+    /// commit, not of the request's arrival. Returns the record and the
+    /// policy version that carries it.
     ///
     /// # Errors
-    /// `409` for a duplicate; store failures.
-    pub async fn grant(&self, new: NewExemption, ctx: AuditContext) -> Result<(Exemption, u64), ApiError> {
+    /// What `make` returns; `409` for a duplicate; store failures.
+    pub async fn grant<F>(&self, ctx: AuditContext, make: F) -> Result<(Exemption, u64), ApiError>
+    where
+        F: FnOnce(OffsetDateTime) -> Result<NewExemption, ApiError> + Send + 'static,
+    {
         let (mut done, (), version) = self
-            .commit(ctx, move |_, _| {
+            .commit(ctx, Event::Grant, move |_, now| {
                 let mut change = Change::new(AuditAction::Grant);
-                change.create.push(new);
+                change.create.push(make(now)?);
                 Ok((change, ()))
             })
             .await?;
@@ -117,7 +208,7 @@ impl Writer {
     /// Store failures.
     pub async fn revoke(&self, id: ExemptionId, ctx: AuditContext) -> Result<Option<(Exemption, u64)>, ApiError> {
         let (mut done, (), version) = self
-            .commit(ctx, move |_, _| {
+            .commit(ctx, Event::Revoke, move |_, _| {
                 let mut change = Change::new(AuditAction::Revoke);
                 change.remove.push(id);
                 Ok((change, ()))
@@ -134,7 +225,7 @@ impl Writer {
     /// Store failures.
     pub async fn expire_due(&self, ctx: AuditContext) -> Result<Vec<Exemption>, ApiError> {
         let (done, (), _) = self
-            .commit(ctx, |snap, now| {
+            .commit(ctx, Event::Expire, |snap, now| {
                 let mut change = Change::new(AuditAction::Expire);
                 change.remove = snap.exemptions.values().filter(|e| e.is_expired(now)).map(|e| e.id).collect();
                 Ok((change, ()))

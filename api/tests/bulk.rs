@@ -168,3 +168,31 @@ async fn twenty_thousand_records_in_one_request() {
     assert_eq!(reopened.list().unwrap().len(), 20_000);
     assert!(took < Duration::from_secs(60));
 }
+
+#[tokio::test]
+async fn an_item_that_is_not_an_object_or_not_json_is_worded_about_the_item() {
+    let h = harness();
+    let text = r#"{"exemptions":[{"subscriber":"198.51.100.1"},"198.51.100.2",{"subscriber":"198.51.100.3","note":"\ud800"},{"subscriber":"198.51.100.4","ttl_seconds":1e400}]}"#;
+    let r = h.send(json_request(Method::POST, BULK, text)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    let rejected = r.json["rejected"].as_array().unwrap();
+    assert_eq!(rejected[0]["field"], "exemptions[1]");
+    assert_eq!(rejected[0]["error"], "exemptions[1] must be a JSON object, not a string");
+    assert_eq!(rejected[1]["field"], "exemptions[2].note", "{}", r.json);
+    assert!(rejected[1]["error"].as_str().unwrap().starts_with("exemptions[2] is not valid JSON"), "{}", r.json);
+    assert_eq!(rejected[2]["field"], "exemptions[3].ttl_seconds", "{}", r.json);
+    assert_eq!(h.stored().len(), 1);
+
+    // Invalid UTF-8 inside an item refuses the whole body (it is not
+    // JSON text), naming the item's field.
+    let mut bytes =
+        br#"{"exemptions":[{"subscriber":"198.51.100.5"},{"subscriber":"198.51.100.6","note":"caf"#.to_vec();
+    bytes.extend_from_slice(&[0xe9]);
+    bytes.extend_from_slice(br#""}]}"#);
+    let req = axum::http::Request::post(BULK)
+        .header(axum::http::header::CONTENT_TYPE, "application/json")
+        .body(axum::body::Body::from(bytes))
+        .unwrap();
+    let m = h.refused(req, StatusCode::BAD_REQUEST, Some("exemptions[1].note")).await;
+    assert!(m.contains("UTF-8"), "{m}");
+}

@@ -63,7 +63,9 @@ async fn grant_accepts_bare_address_and_defaults_to_all_switches() {
 #[tokio::test]
 async fn grant_deduplicates_switches() {
     let h = harness();
-    let reply = h.grant(r#"{"subscriber":"203.0.113.7/32","switches":["2","0000000000000001","00:02"]}"#).await;
+    let reply = h
+        .grant(r#"{"subscriber":"203.0.113.7/32","switches":["2","0000000000000001","00:00:00:00:00:00:00:02"]}"#)
+        .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.json);
     assert_eq!(reply.json["switches"], json!(["0000000000000001", "0000000000000002"]));
     assert_eq!(h.stored()[0].switches, Scope::Only(vec![Dpid(1), Dpid(2)]));

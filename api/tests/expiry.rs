@@ -113,3 +113,105 @@ async fn expire_due_removes_only_what_has_expired() {
     assert_eq!(h.version(), v);
     assert_eq!(h.store.audit(&AuditQuery::default()).unwrap().len(), 1);
 }
+
+/// A store whose first commit takes `pause` (a big bulk holding the write
+/// lock); the others are immediate.
+struct SlowFirstCommit {
+    inner: port25_rules::MemStore,
+    first: std::sync::atomic::AtomicBool,
+    pause: Duration,
+}
+
+impl port25_rules::ExemptionStore for SlowFirstCommit {
+    fn list(&self) -> Result<Vec<port25_rules::Exemption>, port25_rules::StoreError> {
+        self.inner.list()
+    }
+    fn get(&self, id: port25_rules::ExemptionId) -> Result<Option<port25_rules::Exemption>, port25_rules::StoreError> {
+        self.inner.get(id)
+    }
+    fn commit(
+        &self,
+        change: port25_rules::Change,
+        ctx: &port25_rules::AuditContext,
+        at: OffsetDateTime,
+    ) -> Result<port25_rules::Committed, port25_rules::StoreError> {
+        if self.first.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            std::thread::sleep(self.pause);
+        }
+        self.inner.commit(change, ctx, at)
+    }
+    fn audit(&self, q: &AuditQuery) -> Result<Vec<port25_rules::AuditEntry>, port25_rules::StoreError> {
+        self.inner.audit(q)
+    }
+    fn last_audit_seq(&self) -> Result<u64, port25_rules::StoreError> {
+        self.inner.last_audit_seq()
+    }
+}
+
+fn time_of(v: &serde_json::Value) -> OffsetDateTime {
+    OffsetDateTime::parse(v.as_str().unwrap_or_else(|| panic!("not a time: {v}")), &Rfc3339).unwrap()
+}
+
+/// Requests that wait for the write lock behind a slow commit: their
+/// expiry counts from, and is checked against, the clock of their own
+/// commit, not the time they arrived.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn expiry_is_computed_and_checked_when_the_write_commits() {
+    use axum::http::Method;
+    use common::json_request;
+    let pause = Duration::from_millis(1500);
+    let store =
+        std::sync::Arc::new(SlowFirstCommit { inner: port25_rules::MemStore::new(), first: true.into(), pause });
+    let h = std::sync::Arc::new(common::harness_with(store));
+    let blocker = {
+        let h = std::sync::Arc::clone(&h);
+        tokio::spawn(async move { h.grant(r#"{"subscriber":"192.0.2.1"}"#).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await; // the blocker holds the lock now
+
+    // Valid when sent, one second away: past by the time it can be stored.
+    let soon = (OffsetDateTime::now_utc() + time::Duration::seconds(1)).format(&Rfc3339).unwrap();
+    let at_body = format!(r#"{{"subscriber":"203.0.113.8","expires_at":"{soon}"}}"#);
+    let (ttl, at, bulk, sync) = tokio::join!(
+        h.grant(r#"{"subscriber":"203.0.113.7","ttl_seconds":1}"#),
+        h.grant(&at_body),
+        h.send(json_request(
+            Method::POST,
+            "/v1/exemptions/bulk",
+            &format!(
+                r#"{{"exemptions":[{{"subscriber":"198.51.100.1","ttl_seconds":1}},{{"subscriber":"198.51.100.2","expires_at":"{soon}"}}]}}"#
+            )
+        )),
+        h.send(json_request(
+            Method::PUT,
+            "/v1/exemptions?dry_run=false",
+            &format!(r#"{{"exemptions":[{{"subscriber":"198.51.100.3","expires_at":"{soon}"}}]}}"#)
+        )),
+    );
+    assert_eq!(blocker.await.unwrap().status, StatusCode::CREATED);
+
+    // ttl_seconds counts from the stored record's created_at.
+    assert_eq!(ttl.status, StatusCode::CREATED, "{}", ttl.json);
+    let lived = time_of(&ttl.json["expires_at"]) - time_of(&ttl.json["created_at"]);
+    assert_eq!(lived, time::Duration::seconds(1), "{}", ttl.json);
+    // An expires_at that passed while the request waited is refused.
+    assert_eq!(at.status, StatusCode::BAD_REQUEST, "{}", at.json);
+    assert_eq!(at.json["field"], "expires_at");
+    assert!(at.json["error"].as_str().unwrap().contains("not in the future"), "{}", at.json);
+    // The same per bulk item...
+    assert_eq!(bulk.status, StatusCode::OK, "{}", bulk.json);
+    let created = &bulk.json["created"][0];
+    assert_eq!(time_of(&created["expires_at"]) - time_of(&created["created_at"]), time::Duration::seconds(1));
+    assert_eq!(bulk.json["rejected"][0]["field"], "exemptions[1].expires_at", "{}", bulk.json);
+    assert_eq!(bulk.json["created"].as_array().unwrap().len(), 1);
+    // ...and for a sync, which is then refused whole.
+    assert_eq!(sync.status, StatusCode::BAD_REQUEST, "{}", sync.json);
+    assert_eq!(sync.json["field"], "exemptions[0].expires_at");
+
+    let mut stored: Vec<String> = h.stored().iter().map(|e| e.subscriber.to_string()).collect();
+    stored.sort();
+    assert_eq!(stored, ["192.0.2.1/32", "198.51.100.1/32", "203.0.113.7/32"]);
+    for e in h.stored().iter().filter(|e| e.expires_at.is_some()) {
+        assert!(e.expires_at.unwrap() > e.created_at, "{e:?} expired before it was created");
+    }
+}

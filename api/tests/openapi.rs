@@ -50,13 +50,14 @@ async fn every_route_and_only_those_is_documented() {
     assert_eq!(doc["components"]["schemas"]["ErrorBody"]["required"], serde_json::json!(["error"]));
 }
 
-/// What each route must document, from what it does: authentication on
-/// `/v1` and `/metrics`; `403` on writes; body checks on routes with a
+/// What each route must document, from what it does: `400` for unknown
+/// query parameters everywhere; authentication on `/v1` and `/metrics`; `403` on writes; body checks on routes with a
 /// body; id checks on `{id}`; query checks where a query is parsed;
 /// `409` where a single grant can conflict; `500` wherever the store or an
 /// encoder is involved.
 fn required_errors(verb: Verb, path: &str) -> Vec<u16> {
-    let mut v = Vec::new();
+    // Every route refuses query parameters it does not take.
+    let mut v = vec![400];
     if path == "/healthz" {
         return v;
     }
@@ -68,7 +69,7 @@ fn required_errors(verb: Verb, path: &str) -> Vec<u16> {
         v.extend([403, 400]);
     }
     if matches!(verb, Verb::Post | Verb::Put) {
-        v.extend([413, 415]);
+        v.extend([408, 413, 415]);
     }
     if path.contains("{id}") {
         v.extend([400, 404]);

@@ -223,3 +223,116 @@ async fn serves_real_http_over_loopback() {
 
     server.abort();
 }
+
+/// Serve `app` on loopback; the address and the server task.
+async fn serve(app: axum::Router) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (addr, server)
+}
+
+/// Send `head` and `body`, keep the connection open, and read the answer
+/// until the server closes or `within` passes (then `None`).
+async fn answer_within(
+    addr: std::net::SocketAddr,
+    head: &str,
+    body: &[u8],
+    within: std::time::Duration,
+) -> Option<(u16, Value)> {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let read = tokio::time::timeout(within, async {
+        loop {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+            let text = String::from_utf8_lossy(&buf);
+            if let Some((h, b)) = text.split_once("\r\n\r\n") {
+                let len = h
+                    .lines()
+                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(str::to_owned))
+                    .and_then(|n| n.trim().parse::<usize>().ok());
+                if len.is_some_and(|n| b.len() >= n) {
+                    break;
+                }
+            }
+        }
+    })
+    .await;
+    read.ok()?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (h, b) = text.split_once("\r\n\r\n")?;
+    Some((h.split(' ').nth(1)?.parse().ok()?, serde_json::from_str(b).unwrap_or(Value::Null)))
+}
+
+#[tokio::test]
+async fn an_announced_length_over_the_limit_is_refused_at_once() {
+    let h = harness();
+    let (addr, server) = serve(h.app.clone()).await;
+    let body = br#"{"subscriber":"203.0.113.7"}"#;
+    let head = format!(
+        "POST /v1/exemptions HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: 99999999999\r\n\r\n"
+    );
+    let answer = answer_within(addr, &head, body, std::time::Duration::from_secs(5)).await;
+    let (status, json) = answer.expect("no answer within 5 s: the server waited for the announced body");
+    assert_eq!(status, 413, "{json}");
+    assert!(json["error"].is_string(), "{json}");
+    assert!(h.stored().is_empty());
+    server.abort();
+}
+
+#[tokio::test]
+async fn a_body_that_stops_arriving_gets_a_json_408() {
+    let store: Arc<dyn ExemptionStore> = Arc::new(port25_rules::MemStore::new());
+    let (tx, _rx) = tokio::sync::watch::channel(Arc::new(port25_rules::Snapshot::from_list(Vec::new())));
+    let state = port25_api::AppState::new(Arc::clone(&store), Arc::new(tx), port25_controller::Fleet::new())
+        .with_body_timeout(std::time::Duration::from_millis(300));
+    let (addr, server) = serve(port25_api::app(state)).await;
+    // 100 bytes announced, 15 sent, and then nothing.
+    let head = format!(
+        "POST /v1/exemptions HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+    );
+    let start = std::time::Instant::now();
+    let answer = answer_within(addr, &head, br#"{"subscriber":"#, std::time::Duration::from_secs(5)).await;
+    let (status, json) = answer.expect("no answer within 5 s: a slow body holds the connection");
+    assert_eq!(status, 408, "{json}");
+    assert!(json["error"].as_str().unwrap().contains("did not arrive"), "{json}");
+    assert!(start.elapsed() >= std::time::Duration::from_millis(300));
+    assert!(store.list().unwrap().is_empty());
+    server.abort();
+}
+
+#[tokio::test]
+async fn every_route_refuses_unknown_query_parameters() {
+    let h = harness();
+    let id = h.grant(r#"{"subscriber":"203.0.113.7"}"#).await.json["id"].as_u64().unwrap();
+    for (uri, field) in [
+        (format!("/v1/exemptions/{id}?verbose=1"), "verbose"),
+        ("/v1/switches?dpid=0000000000000001".to_owned(), "dpid"),
+        ("/healthz?full".to_owned(), "full"),
+        ("/v1/openapi.json?format=yaml".to_owned(), "format"),
+        ("/metrics?name[]=port25_exemptions".to_owned(), "name[]"),
+        ("/v1/exemptions?subscribr=203.0.113.7".to_owned(), "subscribr"),
+        ("/v1/lookup?ip=203.0.113.7&verbose=1".to_owned(), "verbose"),
+        ("/v1/audit?sinse=2026-01-01T00:00:00Z".to_owned(), "sinse"),
+    ] {
+        let r = h.get(&uri).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{uri}: {}", r.json);
+        assert_eq!(r.json["field"], field, "{uri}: {}", r.json);
+    }
+    // Without one, or with an empty query string, they answer as before.
+    for uri in
+        [format!("/v1/exemptions/{id}"), "/v1/switches?".to_owned(), "/healthz".to_owned(), "/metrics".to_owned()]
+    {
+        let res =
+            tower::ServiceExt::oneshot(h.app.clone(), Request::get(&uri).body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{uri}");
+    }
+}

@@ -221,3 +221,45 @@ async fn five_thousand_records_sync_in_one_transaction() {
         assert_eq!(h.store.audit(&AuditQuery { limit: 1000, ..AuditQuery::default() }).unwrap().len(), 1000);
     }
 }
+
+#[tokio::test]
+async fn an_item_that_is_not_an_object_or_not_json_is_worded_about_the_item() {
+    let h = harness();
+    let m = h
+        .refused(
+            json_request(Method::PUT, "/v1/exemptions", r#"{"exemptions":[{"subscriber":"198.51.100.1"},42]}"#),
+            StatusCode::BAD_REQUEST,
+            Some("exemptions[1]"),
+        )
+        .await;
+    assert_eq!(m, "exemptions[1] must be a JSON object, not a number");
+    let m = h
+        .refused(
+            json_request(
+                Method::PUT,
+                "/v1/exemptions",
+                r#"{"exemptions":[{"subscriber":"198.51.100.1","note":"\ud800"}]}"#,
+            ),
+            StatusCode::BAD_REQUEST,
+            Some("exemptions[0].note"),
+        )
+        .await;
+    assert!(m.starts_with("exemptions[0] is not valid JSON"), "{m}");
+}
+
+#[tokio::test]
+async fn external_id_must_be_plain_text_like_a_note() {
+    let h = harness();
+    let m = h
+        .refused(
+            json_request(
+                Method::PUT,
+                "/v1/exemptions",
+                r#"{"exemptions":[{"subscriber":"198.51.100.1","external_id":"crm-\u202e1"}]}"#,
+            ),
+            StatusCode::BAD_REQUEST,
+            Some("exemptions[0].external_id"),
+        )
+        .await;
+    assert!(m.contains("U+202E"), "{m}");
+}

@@ -51,7 +51,27 @@ impl Family {
     }
 }
 
-/// Why a prefix was refused. The message is shown to API clients as is.
+/// Longest piece of client input an error message repeats, in characters.
+pub const MAX_ECHO_CHARS: usize = 64;
+
+/// `s` as an error message may repeat it: at most [`MAX_ECHO_CHARS`]
+/// characters, the last of them an ellipsis when `s` was cut. A client
+/// that sends 10,000 characters does not get them back, nor do the logs.
+pub fn clip(s: &str) -> String {
+    match s.char_indices().nth(MAX_ECHO_CHARS - 1) {
+        Some((at, _)) if s[at..].chars().nth(1).is_some() => format!("{}\u{2026}", &s[..at]),
+        _ => s.to_owned(),
+    }
+}
+
+/// The ASCII whitespace around `s` removed, and only that: a value
+/// wrapped in U+00A0 or U+3000 is not a clean value with spaces around it.
+fn trim_ascii(s: &str) -> &str {
+    s.trim_matches(|c: char| c.is_ascii_whitespace())
+}
+
+/// Why a prefix was refused. The message is shown to API clients as is;
+/// any input it repeats is cut with [`clip`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PrefixError {
     #[error("expected an address with a prefix length, such as 203.0.113.7/32 or 2001:db8::/64")]
@@ -60,12 +80,24 @@ pub enum PrefixError {
     BadAddress(String),
     #[error("prefix length '{0}' is not a number")]
     BadLength(String),
+    #[error("prefix length '{0}' has a leading zero: write it without one, such as /8")]
+    LeadingZero(String),
     #[error("prefix length /{len} is too long for {family} (at most /{max})")]
     LengthTooLong { len: u32, max: u8, family: &'static str },
     #[error("host bits are set: {given} is not a network address; did you mean {canonical}?")]
     HostBitsSet { given: String, canonical: String },
     #[error("{0} would exempt every address and switch the port-25 block off for everyone")]
     MatchesEverything(String),
+    /// An IPv6 prefix inside `::ffff:0:0/96`. Switches match IPv4 packets
+    /// on their IPv4 addresses, never on this form, so it would exempt nobody.
+    #[error(
+        "{given} is an IPv4-mapped IPv6 prefix, which never matches IPv4 packets on a switch{}",
+        suggestion.as_ref().map(|s| format!("; did you mean {s}?")).unwrap_or_default()
+    )]
+    Ipv4Mapped { given: String, suggestion: Option<String> },
+    /// A prefix whose network address no subscriber can have.
+    #[error("{given} cannot be a subscriber: {what}")]
+    NotASubscriber { given: String, what: &'static str },
 }
 
 /// An IPv4 or IPv6 network in canonical form: no host bits set, prefix
@@ -179,13 +211,80 @@ impl Prefix {
             IpNetwork::V4(_) => None,
         }
     }
+
+    /// Check that this prefix can be an exemption's subscriber.
+    ///
+    /// Parsing accepts every canonical prefix, because filters (`?subscriber=`
+    /// on the list and the audit trail) may ask about anything. An exemption
+    /// is refused when it could never take effect or names no subscriber:
+    /// - an IPv4-mapped IPv6 prefix (inside `::ffff:0:0/96`, length 96 or
+    ///   more): a switch matches IPv4 packets on their IPv4 addresses, so
+    ///   the error suggests that form;
+    /// - a network address that is "this network" (`0.0.0.0/8`) or
+    ///   unspecified (`::`), loopback (`127.0.0.0/8`, `::1`), multicast
+    ///   (`224.0.0.0/4`, `ff00::/8`), or the limited broadcast
+    ///   `255.255.255.255`.
+    ///
+    /// # Errors
+    /// [`PrefixError::Ipv4Mapped`] or [`PrefixError::NotASubscriber`].
+    pub fn check_subscriber(&self) -> Result<(), PrefixError> {
+        let refuse = |what| Err(PrefixError::NotASubscriber { given: self.to_string(), what });
+        match self.0 {
+            IpNetwork::V4(n) => {
+                let a = n.network();
+                if a.octets()[0] == 0 {
+                    return refuse("its network address is in 0.0.0.0/8, \"this network\", which no host has");
+                }
+                if a.is_loopback() {
+                    return refuse("its network address is loopback (127.0.0.0/8), which never leaves a host");
+                }
+                if a.is_multicast() {
+                    return refuse(
+                        "its network address is multicast (224.0.0.0/4), which never opens a TCP connection",
+                    );
+                }
+                if a.is_broadcast() {
+                    return refuse("255.255.255.255 is the limited broadcast address");
+                }
+                Ok(())
+            }
+            IpNetwork::V6(n) => {
+                let a = n.network();
+                if n.prefix() >= 96 {
+                    if let Some(v4) = a.to_ipv4_mapped() {
+                        // The same network written as IPv4, if that is a
+                        // subscriber itself.
+                        let suggestion = Prefix::new(IpAddr::V4(v4), n.prefix() - 96)
+                            .ok()
+                            .filter(|p| p.check_subscriber().is_ok())
+                            .map(|p| p.to_string());
+                        return Err(PrefixError::Ipv4Mapped { given: self.to_string(), suggestion });
+                    }
+                }
+                if a.is_unspecified() {
+                    return refuse("its network address is the unspecified address ::, which no host has");
+                }
+                if a.is_loopback() {
+                    return refuse("::1 is the loopback address, which never leaves a host");
+                }
+                if a.is_multicast() {
+                    return refuse("its network address is multicast (ff00::/8), which never opens a TCP connection");
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 impl FromStr for Prefix {
     type Err = PrefixError;
 
+    /// `addr` or `addr/len`, with ASCII whitespace around it allowed. The
+    /// length is plain decimal digits without a leading zero (`/0` itself
+    /// is then refused as matching everything), as std's address parser
+    /// already refuses leading zeros in IPv4 octets.
     fn from_str(s: &str) -> Result<Prefix, PrefixError> {
-        let s = s.trim();
+        let s = trim_ascii(s);
         if s.is_empty() {
             return Err(PrefixError::Empty);
         }
@@ -193,7 +292,7 @@ impl FromStr for Prefix {
             Some((a, l)) => (a, Some(l)),
             None => (s, None),
         };
-        let addr: IpAddr = addr_s.parse().map_err(|_| PrefixError::BadAddress(addr_s.to_owned()))?;
+        let addr: IpAddr = addr_s.parse().map_err(|_| PrefixError::BadAddress(clip(addr_s)))?;
         let max: u8 = match addr {
             IpAddr::V4(_) => 32,
             IpAddr::V6(_) => 128,
@@ -203,7 +302,10 @@ impl FromStr for Prefix {
             Some(l) => {
                 // Only plain decimal digits: "+8", " 8" and "08x" are refused.
                 if l.is_empty() || l.len() > 3 || !l.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err(PrefixError::BadLength(l.to_owned()));
+                    return Err(PrefixError::BadLength(clip(l)));
+                }
+                if l.len() > 1 && l.starts_with('0') {
+                    return Err(PrefixError::LeadingZero(l.to_owned()));
                 }
                 let n: u32 = l.parse().map_err(|_| PrefixError::BadLength(l.to_owned()))?;
                 if n > u32::from(max) {
@@ -236,10 +338,11 @@ impl<'de> Deserialize<'de> for Prefix {
     }
 }
 
-/// Why a datapath id was refused.
+/// Why a datapath id was refused (the input is cut with [`clip`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "'{0}' is not a datapath id: expected 1 to 16 hex digits, optionally with ':' separators, such as 0000000000000001"
+    "'{0}' is not a datapath id: expected 1 to 16 hex digits, optionally after 0x, such as 0000000000000001, \
+     or 8 colon-separated pairs, such as 00:00:00:00:00:00:00:01"
 )]
 pub struct DpidError(pub String);
 
@@ -257,14 +360,28 @@ impl fmt::Display for Dpid {
 impl FromStr for Dpid {
     type Err = DpidError;
 
+    /// Two forms, with ASCII whitespace around them allowed: 1 to 16 hex
+    /// digits, optionally after `0x` (`1`, `0x1`, `0000000000000001`), or
+    /// exactly 8 colon-separated pairs of hex digits
+    /// (`00:00:00:00:00:00:00:01`, as OVS writes `other-config:datapath-id`).
+    /// Nothing in between: `:::3:::` and `00:1` say nothing clear.
     fn from_str(s: &str) -> Result<Dpid, DpidError> {
-        let t = s.trim();
-        let t = t.strip_prefix("0x").unwrap_or(t);
-        let hex: String = t.chars().filter(|c| *c != ':').collect();
-        if hex.is_empty() || hex.len() > 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(DpidError(s.to_owned()));
-        }
-        u64::from_str_radix(&hex, 16).map(Dpid).map_err(|_| DpidError(s.to_owned()))
+        let bad = || DpidError(clip(s));
+        let t = trim_ascii(s);
+        let hex: String = if t.contains(':') {
+            let pairs: Vec<&str> = t.split(':').collect();
+            if pairs.len() != 8 || !pairs.iter().all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit())) {
+                return Err(bad());
+            }
+            pairs.concat()
+        } else {
+            let digits = t.strip_prefix("0x").unwrap_or(t);
+            if digits.is_empty() || digits.len() > 16 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(bad());
+            }
+            digits.to_owned()
+        };
+        u64::from_str_radix(&hex, 16).map(Dpid).map_err(|_| bad())
     }
 }
 
@@ -444,6 +561,117 @@ mod tests {
         assert_eq!("00:00:00:00:00:00:00:0a".parse::<Dpid>().unwrap(), Dpid(10));
         assert!("xyz".parse::<Dpid>().is_err());
         assert!("00000000000000001".parse::<Dpid>().is_err());
+    }
+
+    #[test]
+    fn dpid_accepts_only_the_two_written_forms() {
+        for (s, d) in [
+            ("1", 1),
+            ("0x1", 1),
+            (" 0x00000000000000ff\t", 255),
+            ("FFFFFFFFFFFFFFFF", u64::MAX),
+            ("0xffffffffffffffff", u64::MAX),
+            ("00:00:00:00:00:00:01:0A", 0x10a),
+        ] {
+            assert_eq!(s.parse::<Dpid>(), Ok(Dpid(d)), "{s:?}");
+        }
+        for s in [
+            ":::3:::",
+            "0x:1",
+            "0x",
+            "",
+            "   ",
+            "\u{3000}5",
+            "5\u{a0}",
+            "00:02",
+            "0:0:0:0:0:0:0:1",
+            "00:00:00:00:00:00:00:00:01",
+            "00:00:00:00:00:00:00:1g",
+            "0x00:00:00:00:00:00:00:01",
+            "+1",
+            "0X1",
+        ] {
+            assert!(s.parse::<Dpid>().is_err(), "{s:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn prefix_trims_ascii_whitespace_only() {
+        assert_eq!(" \t203.0.113.7/32\r\n".parse::<Prefix>().unwrap().to_string(), "203.0.113.7/32");
+        for s in ["\u{a0}203.0.113.7", "203.0.113.7\u{3000}", "\u{2003}2001:db8::1", "203.0.113.7/32\u{85}"] {
+            assert!(s.parse::<Prefix>().is_err(), "{s:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn prefix_length_with_a_leading_zero_is_refused() {
+        assert!(matches!("10.0.0.0/08".parse::<Prefix>(), Err(PrefixError::LeadingZero(_))));
+        assert!(matches!("203.0.113.7/032".parse::<Prefix>(), Err(PrefixError::LeadingZero(_))));
+        assert!(matches!("2001:db8::/064".parse::<Prefix>(), Err(PrefixError::LeadingZero(_))));
+        assert!(matches!("0.0.0.0/00".parse::<Prefix>(), Err(PrefixError::LeadingZero(_))));
+        assert!(matches!("0.0.0.0/0".parse::<Prefix>(), Err(PrefixError::MatchesEverything(_))));
+        assert!(matches!("010.0.0.1/32".parse::<Prefix>(), Err(PrefixError::BadAddress(_))));
+        assert_eq!("10.0.0.0/8".parse::<Prefix>().unwrap().len(), 8);
+        assert_eq!("2001:db8::/100".parse::<Prefix>().unwrap().len(), 100);
+    }
+
+    #[test]
+    fn errors_repeat_at_most_64_characters_of_input() {
+        let long = "1".repeat(10_000);
+        for e in [
+            long.parse::<Prefix>().unwrap_err().to_string(),
+            format!("10.0.0.0/{long}").parse::<Prefix>().unwrap_err().to_string(),
+            long.parse::<Dpid>().unwrap_err().to_string(),
+            format!("{}x", "é".repeat(5000)).parse::<Dpid>().unwrap_err().to_string(),
+        ] {
+            assert!(e.chars().count() < 64 + 200, "{} characters: {}", e.len(), &e[..200]);
+            assert!(e.contains('\u{2026}'), "{e}");
+        }
+        assert_eq!(clip(&"a".repeat(64)), "a".repeat(64));
+        assert_eq!(clip(&"a".repeat(65)).chars().count(), 64);
+        assert_eq!(clip(&"é".repeat(65)), format!("{}\u{2026}", "é".repeat(63)));
+        assert_eq!(clip(""), "");
+    }
+
+    #[test]
+    fn subscribers_that_cannot_be_exempted_are_refused() {
+        let check = |s: &str| s.parse::<Prefix>().unwrap().check_subscriber();
+        for ok in ["203.0.113.7/32", "10.0.0.0/8", "1.0.0.0/8", "126.255.255.255", "223.255.255.0/24", "2001:db8::/32"]
+        {
+            assert_eq!(check(ok), Ok(()), "{ok}");
+        }
+        for ok in ["::2/128", "fe80::/10", "::fffe:0:0/96", "64:ff9b::c612:1/128", "::1:0:0/96"] {
+            assert_eq!(check(ok), Ok(()), "{ok}");
+        }
+        let e = check("::ffff:198.18.0.1/128").unwrap_err();
+        assert!(matches!(e, PrefixError::Ipv4Mapped { .. }), "{e:?}");
+        assert!(e.to_string().contains("did you mean 198.18.0.1/32?"), "{e}");
+        assert!(check("::ffff:198.18.0.0/112").unwrap_err().to_string().contains("did you mean 198.18.0.0/16?"));
+        // No suggestion when the IPv4 form could not be a subscriber either.
+        let e = check("::ffff:0:0/96").unwrap_err();
+        assert!(matches!(e, PrefixError::Ipv4Mapped { suggestion: None, .. }), "{e:?}");
+        assert!(!e.to_string().contains("did you mean"), "{e}");
+        let e = check("::ffff:127.0.0.1").unwrap_err();
+        assert!(matches!(e, PrefixError::Ipv4Mapped { suggestion: None, .. }), "{e:?}");
+        for (bad, why) in [
+            ("0.0.0.0/8", "this network"),
+            ("0.0.0.0/32", "this network"),
+            ("0.1.2.3", "this network"),
+            ("127.0.0.0/8", "loopback"),
+            ("127.0.0.1", "loopback"),
+            ("224.0.0.0/4", "multicast"),
+            ("239.1.2.0/24", "multicast"),
+            ("255.255.255.255", "broadcast"),
+            ("::/128", "unspecified"),
+            ("::/8", "unspecified"),
+            ("::1", "loopback"),
+            ("ff00::/8", "multicast"),
+            ("ff02::1", "multicast"),
+        ] {
+            let e = check(bad).unwrap_err();
+            assert!(matches!(e, PrefixError::NotASubscriber { .. }), "{bad}: {e:?}");
+            assert!(e.to_string().contains(why), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -99,37 +99,36 @@ fn main() -> ExitCode {
         Ok(f) => f,
         Err(e) => return fail(&format!("invalid log filter: {e}")),
     };
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    // Colour only for a person at a terminal: a log file or the journal
+    // gets no ANSI escapes, and NO_COLOR (https://no-color.org) turns
+    // colour off everywhere.
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr()) && !no_color;
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour).init();
 
-    let session = match cfg.session_config() {
-        Ok(s) => s,
-        Err(e) => return fail(&e.to_string()),
-    };
-    let tokens = match cfg.api_tokens() {
-        Ok(t) => t,
+    // Every check start-up makes short of opening the store and binding,
+    // the same for --check-config as for a start.
+    let checked = match cfg.check() {
+        Ok(c) => c,
         Err(e) => return fail(&e.to_string()),
     };
     if args.check_config {
         println!("configuration OK");
         return ExitCode::SUCCESS;
     }
-    let openflow_tls = match cfg.tls_listen() {
-        Ok(t) => t,
-        Err(e) => return fail(&e.to_string()),
-    };
     let settings = Settings {
-        openflow_listen: cfg.openflow.listen.addr(),
-        openflow_tls,
+        openflow_listen: checked.openflow_listen,
+        openflow_tls: checked.openflow_tls,
         api_listen: cfg.api.listen,
         data_dir: cfg.store.data_dir.clone(),
-        session,
+        session: checked.session,
         max_switches: cfg.openflow.max_switches,
     };
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
     };
-    match rt.block_on(daemon::run_with(settings, tokens, daemon::signal(), |_| {})) {
+    match rt.block_on(daemon::run_with(settings, checked.api, daemon::signal(), |_| {})) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&format!("{e:#}")),
     }

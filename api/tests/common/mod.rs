@@ -9,7 +9,7 @@ use axum::http::{header, HeaderMap, Method, Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
 use port25_api::auth::{parse_sha256_hex, sha256_hex};
-use port25_api::{app, ApiToken, AppState, Role, Tokens, Writer};
+use port25_api::{app, ApiOptions, ApiToken, AppState, Role, Tokens, Writer};
 use port25_controller::Fleet;
 use port25_rules::{Exemption, ExemptionStore, MemStore, Snapshot};
 use serde_json::Value;
@@ -54,10 +54,15 @@ pub fn harness_with_tokens() -> Harness {
 }
 
 pub fn harness_full(store: Arc<dyn ExemptionStore>, tokens: Tokens) -> Harness {
+    harness_options(store, ApiOptions::from(tokens))
+}
+
+/// An app over `store` with everything the configuration can set.
+pub fn harness_options(store: Arc<dyn ExemptionStore>, options: ApiOptions) -> Harness {
     let snapshot = Snapshot::from_list(store.list().expect("list"));
     let (tx, rx) = watch::channel(Arc::new(snapshot));
     let fleet = Fleet::new();
-    let state = AppState::new(Arc::clone(&store), Arc::new(tx), fleet.clone()).with_tokens(tokens);
+    let state = AppState::new(Arc::clone(&store), Arc::new(tx), fleet.clone()).with_options(options);
     let writer = state.writer.clone();
     Harness { app: app(state), store, policy: rx, fleet, writer }
 }

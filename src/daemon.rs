@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::http::HttpLimits;
 use anyhow::Context;
 use port25_api::{expiry, AppState, Tokens, Writer};
 use port25_controller::server::{self, Transport};
@@ -116,8 +117,9 @@ pub async fn run_with(
         .expire_due(startup)
         .await
         .map_err(|e| anyhow::anyhow!("cannot revoke the exemptions that expired while port25d was down: {e}"))?;
-    for e in &expired {
-        info!(id = %e.id, subscriber = %e.subscriber, "exemption expired while port25d was down; revoked");
+    if !expired.is_empty() {
+        // Each record has its own line from the writer.
+        info!(count = expired.len(), "exemptions that expired while port25d was down were revoked");
     }
 
     if settings.openflow_listen.is_none() && settings.openflow_tls.is_none() {
@@ -187,12 +189,9 @@ pub async fn run_with(
     let app =
         port25_api::app(AppState::with_writer(writer, store.clone(), fleet).with_options(api).with_registry(registry));
     let api_token = token.clone();
-    let api_task = tokio::spawn(async move {
-        // With the peer address: the audit trail records it.
-        axum::serve(api_listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(api_token.cancelled_owned())
-            .await
-    });
+    // With the peer address (the audit trail records it), a header
+    // timeout and a connection cap: see crate::http.
+    let api_task = tokio::spawn(crate::http::serve(api_listener, app, api_token, HttpLimits::default()));
     info!(openflow = %bound.openflow, api = %bound.api, "port25d ready");
     on_ready(bound);
 

@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`config`]: the TOML file and its validation.
 //! - [`daemon`]: start-up, serving and shutdown.
+//! - [`http`]: the API's HTTP server (timeouts, connection cap, drain).
 //! - `src/bin/port25d.rs`: flags, logging, exit codes.
 //!
 //! The crates: `port25-rules` (policy, flows, store), `port25-controller`
@@ -13,3 +14,4 @@
 
 pub mod config;
 pub mod daemon;
+pub mod http;

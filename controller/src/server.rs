@@ -57,7 +57,8 @@ pub async fn serve_with(
         Transport::Plain => "tcp",
         Transport::Tls(_) => "tls",
     };
-    info!(listen = ?local, transport = kind, "OpenFlow listener ready");
+    let listen = local.map_or_else(|| "unknown".to_owned(), |a| a.to_string());
+    info!(%listen, transport = kind, "OpenFlow listener ready");
     let permits = Arc::new(Semaphore::new(HANDSHAKE_SLOTS));
     let sessions = Arc::new(Semaphore::new(max_switches.max(1)));
     let refusals = Arc::new(RateLimit::new(10));

@@ -179,34 +179,28 @@ pub fn drop_rule_name(rule: u64) -> Option<&'static str> {
 /// forwarding flow.
 pub fn base_flows(cfg: &PolicyConfig) -> Vec<FlowSpec> {
     let mut flows = Vec::with_capacity(10);
+    let mut drops: Vec<(Match, u64)> = Vec::with_capacity(9);
     for fam in Family::BOTH {
         let (dst, src, frag) = match fam {
             Family::V4 => (rule::DROP_TCP_DST_25_V4, rule::DROP_TCP_SRC_25_V4, rule::DROP_TCP_FRAG_V4),
             Family::V6 => (rule::DROP_TCP_DST_25_V6, rule::DROP_TCP_SRC_25_V6, rule::DROP_TCP_FRAG_V6),
         };
-        for (m, r) in [
+        drops.extend([
             (Match::tcp(fam).with_tcp_dst(SMTP), dst),
             (Match::tcp(fam).with_tcp_src(SMTP), src),
             (Match::tcp(fam).with_ip_frag(FragMatch::Any), frag),
-        ] {
-            flows.push(FlowSpec {
-                table: cfg.table,
-                priority: cfg.drop_priority,
-                matcher: m,
-                cookie: cfg.cookies.base(r),
-                action: FlowAction::Drop,
-            });
-        }
+        ]);
     }
-    for (m, r) in [
+    drops.extend([
         (Match::ethertype(VLAN_TPIDS[0]), rule::DROP_STACKED_VLAN_8100),
         (Match::ethertype(VLAN_TPIDS[1]), rule::DROP_STACKED_VLAN_88A8),
         (Match::ip_proto_of(Family::V6, 0), rule::DROP_UNPARSED_V6),
-    ] {
+    ]);
+    for (matcher, r) in drops {
         flows.push(FlowSpec {
             table: cfg.table,
             priority: cfg.drop_priority,
-            matcher: m,
+            matcher,
             cookie: cfg.cookies.base(r),
             action: FlowAction::Drop,
         });

@@ -8,7 +8,7 @@
 //!
 //! Each command is one request (or none, for `token new`). The server's
 //! reply decides the exit code (see [`Exit`]); `--json` prints the reply
-//! body as it came.
+//! body byte for byte as it came (nothing for a reply without a body).
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
@@ -16,7 +16,7 @@ mod client;
 mod render;
 mod token;
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -100,7 +100,8 @@ struct Cli {
     /// environment variable: a flag is visible to other local users in `ps`)
     #[arg(long, global = true, env = "PORT25_TOKEN", hide_env_values = true, value_name = "TOKEN")]
     token: Option<String>,
-    /// Print port25d's JSON reply as it is, instead of a table
+    /// Print port25d's reply body byte for byte as it came, instead of a
+    /// table. A reply without a body (`exemptions rm`: 204) prints nothing
     #[arg(long, global = true)]
     json: bool,
     /// Send this as the request's x-request-id (port25d records it in the
@@ -296,13 +297,9 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         }
         Command::Exemptions(ExemptionsCommand::Rm { id }) => {
             let v = api.call("DELETE", &format!("/v1/exemptions/{id}"), None)?;
-            if cli.json {
-                // 204 has no body; print one anyway so scripts always get JSON.
-                println!("{}", if v.is_null() { json!({ "revoked": id }) } else { v });
-            } else {
-                println!("revoked exemption {id}");
-            }
-            Ok(())
+            // 204 has no body, and --json prints none: the exit code says
+            // it was revoked.
+            api.print(&v, |_| format!("revoked exemption {id}\n"))
         }
         Command::Lookup { ip } => {
             let v = api.call("GET", &format!("/v1/lookup?ip={}", encode(ip)), None)?;
@@ -322,7 +319,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             ]);
             let v = api.call("GET", &format!("/v1/audit{q}"), None)?;
             api.print(&v, render::audit)?;
-            if let (false, Some(seq)) = (cli.json, v["next_before"].as_u64()) {
+            if let (false, Some(seq)) = (cli.json, v.value["next_before"].as_u64()) {
                 eprintln!("(more entries: add --before {seq})");
             }
             Ok(())
@@ -343,10 +340,19 @@ struct Api {
     json: bool,
 }
 
+/// A 2xx reply's body: the bytes as received, for `--json`, and parsed,
+/// for the tables.
+struct Body {
+    raw: Vec<u8>,
+    /// `Null` when the body is empty.
+    value: Value,
+}
+
 impl Api {
-    /// One request; a 2xx reply's JSON body (`Null` when empty), or the
-    /// failure its status means.
-    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, Failure> {
+    /// One request; a 2xx reply's body, or the failure its status means.
+    /// A body that is not JSON is a failure even with `--json`: exit code
+    /// 6 says so.
+    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Body, Failure> {
         let bytes = body.map(|b| serde_json::to_vec(b).expect("a Value always serializes"));
         let reply = self.client.request(method, path, bytes.as_deref())?;
         let exit = Exit::for_status(reply.status);
@@ -354,22 +360,30 @@ impl Api {
             return Err(Failure { exit, message: describe_error(&reply) });
         }
         if reply.body.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Value::Null);
+            return Ok(Body { raw: reply.body, value: Value::Null });
         }
-        serde_json::from_slice(&reply.body).map_err(|e| Failure {
+        let value = serde_json::from_slice(&reply.body).map_err(|e| Failure {
             exit: Exit::Server,
             message: format!("{} {}: reply is not JSON: {e}", reply.status, reply.reason),
-        })
+        })?;
+        Ok(Body { raw: reply.body, value })
     }
 
-    /// The reply as JSON (`--json`) or through a renderer.
-    fn print(&self, v: &Value, human: impl FnOnce(&Value) -> String) -> Result<(), Failure> {
-        if self.json {
-            println!("{v}");
+    /// With `--json`, the body's bytes unchanged (serde_json would sort the
+    /// keys and drop the server's formatting) and a newline if it lacks
+    /// one; nothing for an empty body. Otherwise the renderer's text.
+    fn print(&self, body: &Body, human: impl FnOnce(&Value) -> String) -> Result<(), Failure> {
+        let mut out = std::io::stdout().lock();
+        let written = if !self.json {
+            out.write_all(human(&body.value).as_bytes())
+        } else if body.raw.iter().all(u8::is_ascii_whitespace) {
+            Ok(())
+        } else if body.raw.ends_with(b"\n") {
+            out.write_all(&body.raw)
         } else {
-            print!("{}", human(v));
-        }
-        Ok(())
+            out.write_all(&body.raw).and_then(|()| out.write_all(b"\n"))
+        };
+        written.and_then(|()| out.flush()).map_err(|e| Failure::usage(format!("cannot write to stdout: {e}")))
     }
 }
 

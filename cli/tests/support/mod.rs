@@ -161,7 +161,8 @@ pub fn closed_port() -> SocketAddr {
 /// A one-shot HTTP server that answers the first request with `reply`
 /// (raw bytes, headers included) and hands back the request it received.
 /// `reply = None` accepts and never answers (a hung server).
-pub fn canned(reply: Option<&'static str>) -> (SocketAddr, JoinHandle<String>) {
+pub fn canned(reply: Option<&str>) -> (SocketAddr, JoinHandle<String>) {
+    let reply = reply.map(str::to_owned);
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     let t = std::thread::spawn(move || {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Prepare a Debian host for port25's tests: install the packages the Mininet
-# end-to-end test needs and make sure Open vSwitch (ovsdb-server and
-# ovs-vswitchd) is running.
+# Prepare a Debian host for port25's build and tests: install the packages
+# they need and make sure Open vSwitch (ovsdb-server and ovs-vswitchd) is
+# running. Rust itself comes from rustup (README "Set-up"), not from here.
 #
 # Idempotent: packages are installed only when `dpkg -s` says they are
 # missing (and `apt-get update` runs only then); OVS is started only when it
@@ -21,11 +21,18 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 
-# What the e2e harness uses: OVS (switch + ovs-vsctl/ofctl/appctl), mininet
+# The build: gcc is rustc's linker and compiles ring's C code; g++ compiles
+# libFuzzer (libfuzzer-sys) for scripts/fuzz-smoke.sh; libc6-dev has the C
+# library's start files and headers (only a Recommends of gcc, and we
+# install without recommends).
+# The e2e harness: OVS (switch + ovs-vsctl/ofctl/appctl/ovs-pki), mininet
 # (and Debian's python3 that carries it), ethtool (checksum offload off),
 # ping/nc for manual debugging, tcpdump for debugging captures, iproute2 for
 # namespaces and links.
 PACKAGES=(
+    gcc
+    g++
+    libc6-dev
     openvswitch-switch
     mininet
     python3

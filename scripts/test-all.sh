@@ -2,9 +2,12 @@
 # The project's single test command (what README and .ci/run call):
 #   bash scripts/test-all.sh
 # 1. host setup (packages, Open vSwitch running), 2. build, 3. Rust tests,
-# 4. the Mininet end-to-end test against the freshly built port25d, in three
-# variants: OpenFlow 1.3, an OpenFlow 1.0-only bridge, and TLS.
-# Exits non-zero if any step fails.
+# 4. a bounded libFuzzer run (scripts/fuzz-smoke.sh, 20 s per target, stable
+# Rust), 5. the Mininet end-to-end test against the freshly built port25d,
+# in three variants: OpenFlow 1.3, an OpenFlow 1.0-only bridge, and TLS.
+# Stops at the first failing step, except that all three Mininet variants
+# run; exits non-zero if any step or variant failed. About 8 minutes on a
+# fresh 2-core machine (3 of them packages and the first build).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

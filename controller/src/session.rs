@@ -1234,7 +1234,12 @@ impl Session {
             return;
         }
         let name = port25_rules::compile::drop_rule_name(rule).unwrap_or("default forwarding");
-        if let Some(suppressed) = self.noisy.allow() {
+        // One warning per drift: a bridge being deleted reports every flow
+        // at once; after the first, the repair round is already due.
+        let first = self.synced.is_some() || !self.pending;
+        if !first {
+            debug!(rule = name, "another base flow removed; repair round already due");
+        } else if let Some(suppressed) = self.noisy.allow() {
             warn!(
                 rule = name,
                 cookie = format_args!("0x{:016x}", fr.cookie),

@@ -69,6 +69,7 @@ EMULATED_BASE = (
     ("vlan8100", 30000, "dl_type=0x8100", "drop"),
     ("vlan88a8", 30000, "dl_type=0x88a8", "drop"),
     ("v6unparsed", 30000, "ipv6,nw_proto=0", "drop"),
+    ("v6fragnonext", 30000, "ipv6,nw_proto=59,nw_frag=first", "drop"),
 )
 # What an OpenFlow 1.0 switch gets: the IPv4 policy only (no IPv6, no
 # nw_frag matches in OpenFlow 1.0), and the stacked-VLAN drops.

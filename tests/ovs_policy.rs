@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use support::{wait_for, Bridge, Daemon};
 
-const BASE: [&str; 10] = [
+const BASE: [&str; 11] = [
     "cookie=0x2525010000000001, send_flow_rem priority=30000,tcp,tp_dst=25 actions=drop",
     "cookie=0x2525010000000002, send_flow_rem priority=30000,tcp,tp_src=25 actions=drop",
     "cookie=0x2525010000000003, send_flow_rem priority=30000,tcp,nw_frag=yes actions=drop",
@@ -17,6 +17,7 @@ const BASE: [&str; 10] = [
     "cookie=0x2525010000000008, send_flow_rem priority=30000,dl_type=0x8100 actions=drop",
     "cookie=0x2525010000000009, send_flow_rem priority=30000,dl_type=0x88a8 actions=drop",
     "cookie=0x252501000000000a, send_flow_rem priority=30000,ipv6,nw_proto=0 actions=drop",
+    "cookie=0x252501000000000b, send_flow_rem priority=30000,ipv6,nw_proto=59,nw_frag=first actions=drop",
 ];
 
 fn ours(br: &Bridge) -> Vec<String> {
@@ -107,7 +108,7 @@ fn grant_and_revoke_reach_the_switch_and_trace_agrees() {
     let mut extra = exempt_flows(id4, false, "198.51.100.7");
     extra.extend(exempt_flows(id6, true, "2001:db8::/64"));
     assert_eq!(ours(&br), expected(&extra));
-    assert_eq!(st["flow_count"], 14);
+    assert_eq!(st["flow_count"], 15);
     assert_ne!(br.trace(&out4), DROP, "exempted subscriber still blocked");
     assert_ne!(br.trace(&in4), DROP, "replies from port 25 to the exempted subscriber dropped");
     assert_ne!(br.trace(&out6), DROP, "exempted IPv6 subscriber still blocked");
@@ -143,7 +144,7 @@ fn restart_and_reconnect_send_no_changes_and_keep_counters() {
     assert_eq!(ours(&br), before);
     assert_eq!(st["last_round"]["added"], 0, "{st}");
     assert_eq!(st["last_round"]["deleted"], 0, "{st}");
-    assert_eq!(st["last_round"]["kept"], 12, "{st}");
+    assert_eq!(st["last_round"]["kept"], 13, "{st}");
     assert_eq!(st["last_round"]["complete"], true, "{st}");
     assert!(ours(&br).iter().any(|l| l.contains(&format!("0x25250200000000{id:02x}"))));
     d2.stop();
@@ -164,7 +165,7 @@ fn revocation_while_disconnected_is_applied_on_reconnect() {
     br.detach();
     wait_for(Duration::from_secs(10), || d.switch(&dpid).is_none().then_some(())).expect("session ended");
     d.revoke(gone);
-    assert_eq!(ours(&br).len(), 14, "flows changed while disconnected");
+    assert_eq!(ours(&br).len(), 15, "flows changed while disconnected");
     br.attach(d.bound.openflow);
     let st = d.wait_in_sync(&dpid);
     assert_eq!(ours(&br), expected(&exempt_flows(keep, false, "198.51.100.1")));
@@ -214,14 +215,14 @@ fn a_refused_flow_mod_is_reported_for_that_switch_and_the_block_stays() {
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(dir.path());
     let br = Bridge::new("OpenFlow13");
-    // A table that holds 9 flows and refuses more: the 10th (the NORMAL
+    // A table that holds 10 flows and refuses more: the 11th (the NORMAL
     // catch-all) is refused with OFPFMFC_TABLE_FULL.
     br.set(&[
         "--",
         "--id=@ft",
         "create",
         "Flow_Table",
-        "flow_limit=9",
+        "flow_limit=10",
         "overflow_policy=refuse",
         "--",
         "set",
@@ -238,9 +239,9 @@ fn a_refused_flow_mod_is_reported_for_that_switch_and_the_block_stays() {
         let s = d.switch(&dpid)?;
         let settled = s["state"] == "degraded"
             && s["last_error"].is_string()
-            && s["flow_count"] == 9
+            && s["flow_count"] == 10
             && s["last_round"]["refused"] == 1
-            && ours(&br).len() == 9;
+            && ours(&br).len() == 10;
         settled.then_some(s)
     })
     .unwrap_or_else(|| panic!("switch never reported degraded with the drops in place: {:?}", d.switch(&dpid)));
@@ -248,11 +249,11 @@ fn a_refused_flow_mod_is_reported_for_that_switch_and_the_block_stays() {
     assert!(err.contains("TABLE_FULL"), "{err}");
     assert!(err.contains("priority=0"), "error does not name the flow: {err}");
     assert_eq!(st["in_sync"], false);
-    assert_eq!(st["flow_count"], 9, "{st}");
+    assert_eq!(st["flow_count"], 10, "{st}");
     assert_eq!(st["last_round"]["refused"], 1, "{st}");
     // Fail closed: every drop went in before the forwarding flow.
     let flows = ours(&br);
-    assert_eq!(flows.len(), 9, "{flows:#?}");
+    assert_eq!(flows.len(), 10, "{flows:#?}");
     assert!(flows.iter().all(|l| l.ends_with("actions=drop")), "{flows:#?}");
     d.stop();
 }
@@ -364,13 +365,13 @@ fn a_large_table_is_read_back_across_many_multipart_replies() {
     br.attach(d.bound.openflow);
     let dpid = br.dpid_hex();
     let st = d.wait_in_sync(&dpid);
-    assert_eq!(st["flow_count"], 6010, "{st}");
-    assert_eq!(ours(&br).len(), 6010);
+    assert_eq!(st["flow_count"], 6011, "{st}");
+    assert_eq!(ours(&br).len(), 6011);
     d.stop();
     let d2 = Daemon::start(dir.path());
     br.attach(d2.bound.openflow);
     let st = d2.wait_in_sync(&dpid);
-    assert_eq!(st["last_round"]["kept"], 6010, "{st}");
+    assert_eq!(st["last_round"]["kept"], 6011, "{st}");
     assert_eq!(st["last_round"]["added"], 0, "{st}");
     assert_eq!(st["last_round"]["deleted"], 0, "{st}");
     assert_eq!(st["last_round"]["complete"], true, "{st}");
@@ -500,6 +501,10 @@ fn frames_the_switch_cannot_read_into_are_dropped_and_readable_ones_judged() {
     let mut frag = vec![60u8, 0, 0, 1, 0, 0, 0x12, 0x34];
     frag.extend_from_slice(&dstopts[..64]);
     assert_eq!(br.trace_packet(&a, &eth(&[], 0x86dd, &ipv6(44, &frag))), DROP, "cut-off header chain");
+    // How a kernel datapath keys such a chain cut at a header boundary:
+    // a first fragment with "no next header". Never valid; dropped.
+    let nothing = [59u8, 0, 0, 1, 0, 0, 0x12, 0x35];
+    assert_eq!(br.trace_packet(&a, &eth(&[], 0x86dd, &ipv6(44, &nothing))), DROP, "first fragment, no next header");
     // Controls: a hop-by-hop header OVS parses past; TCP 80 behind it
     // flows, TCP 25 behind it is dropped by the port match.
     let hbh = |dport| {
@@ -549,7 +554,7 @@ fn blocked_attempts_are_counted_per_switch_and_rule() {
     })
     .unwrap_or_else(|| panic!("blocked counter never reached 3: {:?}", d.switch(&dpid)));
     let rules: Vec<&str> = st["blocked"].as_array().unwrap().iter().map(|c| c["rule"].as_str().unwrap()).collect();
-    assert_eq!(rules.len(), 9, "{st}");
+    assert_eq!(rules.len(), 10, "{st}");
     let src = st["blocked"].as_array().unwrap().iter().find(|c| c["rule"] == "tcp_src_25_ipv4").unwrap();
     assert_eq!(src["packets"], 0, "{st}");
     assert!(st["blocked_at"].is_string());
@@ -606,7 +611,7 @@ fn moving_to_another_table_removes_every_flow_of_ours_from_the_old_one() {
     d.wait_in_sync(&dpid);
     let flows = ours(&br);
     assert!(flows.iter().all(|l| l.contains("table=1,")), "ours outside table 1: {flows:#?}");
-    assert_eq!(flows.len(), 10, "{flows:#?}");
+    assert_eq!(flows.len(), 11, "{flows:#?}");
     let _ = st;
     d.stop();
 }

@@ -94,13 +94,13 @@ fn ovs_over_mutual_tls_gets_the_policy() {
     attach_ssl(&ovs, "tlsbr", &cert, &key, &pki.ca(), &d);
     let st = d.wait_in_sync("0000000000007001");
     assert_eq!(st["openflow_version"], "1.3");
-    assert_eq!(ovs.our_flows("tlsbr").len(), 10, "{}", ovs.log());
+    assert_eq!(ovs.our_flows("tlsbr").len(), 11, "{}", ovs.log());
     let id = d.grant("198.51.100.7/32");
     d.wait_in_sync("0000000000007001");
-    assert_eq!(ovs.our_flows("tlsbr").len(), 12);
+    assert_eq!(ovs.our_flows("tlsbr").len(), 13);
     d.revoke(id);
     d.wait_in_sync("0000000000007001");
-    assert_eq!(ovs.our_flows("tlsbr").len(), 10);
+    assert_eq!(ovs.our_flows("tlsbr").len(), 11);
     d.stop();
 }
 
@@ -181,6 +181,6 @@ fn a_switch_not_on_the_allowlist_is_refused_and_shown() {
     .expect("stranger not shown as refused");
     assert!(st["last_error"].as_str().unwrap().contains("allowlist"), "{st}");
     assert!(ovs.our_flows("stranger").is_empty());
-    assert_eq!(ovs.our_flows("allowed").len(), 10);
+    assert_eq!(ovs.our_flows("allowed").len(), 11);
     d.stop();
 }

@@ -173,11 +173,23 @@ pub fn plan(current: &[Installed], desired: &[FlowSpec], complete: bool) -> Plan
         plan.deletions_withheld = stale.len();
         return plan;
     }
-    // Stable sort: drops, then allows, then unclassified.
-    stale.sort_by_key(|i| match i.action {
-        Some(FlowAction::Drop) => 0,
-        Some(FlowAction::Normal) | Some(FlowAction::GotoTable(_)) => 1,
-        None => 2,
+    // Stable sort. In our table: drops, then allows, then unclassified
+    // (the desired drops are in place already). Then flows of ours left
+    // in another table (policy.table changed) in the reverse order:
+    // forwarders first, drops last, so that old table never forwards
+    // what it used to drop while it is being emptied.
+    let ours = desired.first().map(|f| f.table);
+    stale.sort_by_key(|i| {
+        let rank = match i.action {
+            Some(FlowAction::Drop) => 0,
+            Some(FlowAction::Normal) | Some(FlowAction::GotoTable(_)) => 1,
+            None => 2,
+        };
+        if Some(i.table) == ours || ours.is_none() {
+            rank
+        } else {
+            5 - rank
+        }
     });
     plan.changes.extend(stale.into_iter().map(|i| Change::Delete(i.clone())));
     plan

@@ -33,6 +33,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -117,6 +118,26 @@ impl Default for SessionConfig {
     }
 }
 
+/// A live session in [`Shared::by_dpid`].
+#[derive(Clone)]
+pub struct Registered {
+    session: u64,
+    /// Cancelled to end the session.
+    end: CancellationToken,
+    /// When the session last received anything, in ms since [`epoch`].
+    last_rx: Arc<AtomicU64>,
+}
+
+/// The zero of `Registered::last_rx`.
+fn epoch() -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn now_ms() -> u64 {
+    u64::try_from(epoch().elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
 /// What every session shares.
 #[derive(Clone)]
 pub struct Shared {
@@ -139,7 +160,7 @@ pub struct Shared {
     /// serving one switch until the old one's idle timeout: the old one
     /// can confirm nothing, and `?wait=applied` would wait for it. A std
     /// Mutex: held only to swap an entry, never across an await.
-    pub by_dpid: Arc<std::sync::Mutex<std::collections::HashMap<Dpid, (u64, CancellationToken)>>>,
+    pub by_dpid: Arc<std::sync::Mutex<std::collections::HashMap<Dpid, Registered>>>,
 }
 
 impl Shared {
@@ -339,12 +360,21 @@ async fn drive<S: SwitchStream>(stream: S, id: u64, shared: Shared, admission: A
     let (data_tx, data_rx) = mpsc::channel::<Bytes>(DATA_QUEUE);
     let (in_tx, in_rx) = mpsc::channel::<Inbound>(INBOUND_QUEUE);
     let cancel = shared.shutdown.child_token();
+    let last_rx = Arc::new(AtomicU64::new(now_ms()));
     let reader = tokio::spawn(
-        read_loop(FramedRead::new(rd, OfpCodec::new()), prio_tx, in_tx, shared.cfg.idle_timeout, cancel.clone())
-            .in_current_span(),
+        read_loop(
+            FramedRead::new(rd, OfpCodec::new()),
+            prio_tx,
+            in_tx,
+            shared.cfg.idle_timeout,
+            cancel.clone(),
+            Arc::clone(&last_rx),
+        )
+        .in_current_span(),
     );
     let mut writer = tokio::spawn(write_loop(wr, prio_rx, data_rx, shared.cfg.write_timeout).in_current_span());
     let mut session = Session::new(id, shared, data_tx, admission);
+    session.last_rx = last_rx;
     let end = session.run(in_rx).await;
     // Let queued bytes (e.g. a HELLO_FAILED error) go out before closing.
     drop(session);
@@ -366,12 +396,16 @@ async fn read_loop<S: SwitchStream>(
     tx: mpsc::Sender<Inbound>,
     idle: Duration,
     cancel: CancellationToken,
+    last_rx: Arc<AtomicU64>,
 ) {
     loop {
         let next = tokio::select! {
             _ = cancel.cancelled() => return,
             n = timeout(idle, rd.next()) => n,
         };
+        if matches!(next, Ok(Some(Ok(_)))) {
+            last_rx.store(now_ms(), Ordering::Relaxed);
+        }
         let item = match next {
             Err(_) => Inbound::End(SessionEnd::Idle(idle)),
             Ok(None) => Inbound::End(SessionEnd::Closed),
@@ -425,7 +459,14 @@ async fn write_loop<S: SwitchStream>(
 /// The round in progress.
 enum Round {
     /// Collecting flow-stats replies.
-    ReadBack { xid: u32, deadline: Instant, flows: Vec<Installed>, truncated: bool },
+    ReadBack {
+        xid: u32,
+        deadline: Instant,
+        flows: Vec<Installed>,
+        truncated: bool,
+        /// `Session::drift` when the read-back was sent.
+        drift: u64,
+    },
     /// Changes sent; waiting for the barrier reply.
     Apply(Applying),
 }
@@ -450,6 +491,9 @@ struct Applying {
     started: Instant,
     /// Set when the changes went in a bundle.
     bundle: Option<BundleRound>,
+    /// `Session::drift` when what this round starts from was read (the
+    /// read-back of a full round, the confirmed model of a delta round).
+    drift: u64,
 }
 
 /// A bundle in flight.
@@ -507,9 +551,12 @@ struct Session {
     counters: Option<(u32, Vec<BlockedCounter>)>,
     /// A scan of our table for foreign flows that override the drops is
     /// due (after each clean full round: connect and every audit).
-    scan_wanted: bool,
-    /// The scan in flight: its xid, what it found so far, flows seen.
-    scan: Option<(u32, Vec<String>, usize)>,
+    /// When the scan is due: spread over 16 s by session id, so a fleet
+    /// connecting at once does not list every table at once.
+    scan_after: Option<Instant>,
+    /// The scan in flight: its xid, what it found so far (at most 32),
+    /// flows seen, and how many more it found past those 32.
+    scan: Option<(u32, Vec<String>, usize, usize)>,
     backoff: Duration,
     /// Whether the switch accepts bundles: unknown until the first try;
     /// `Some(false)` after it refused one, then rounds use ordered
@@ -522,7 +569,14 @@ struct Session {
     plain_next: bool,
     /// (cookie, priority) of the base flows the last finished round
     /// deleted itself: their flow-removed reports are not alarms.
-    own_deletes: std::collections::HashSet<(u64, u16)>,
+    own_deletes: BTreeMap<(u8, u64, u16), Instant>,
+    /// Counts base-flow removals reported by the switch that were not our
+    /// own deletes. A round that started before the latest one cannot
+    /// confirm the switch: it may have been planned from a table that
+    /// still held the flow.
+    drift: u64,
+    /// Shared with the reader: when anything last arrived.
+    last_rx: Arc<AtomicU64>,
 }
 
 impl Session {
@@ -546,7 +600,7 @@ impl Session {
             audit_at: None,
             counters_at: None,
             counters: None,
-            scan_wanted: false,
+            scan_after: None,
             scan: None,
             want_full: false,
             full_permit: None,
@@ -554,7 +608,9 @@ impl Session {
             bundles: None,
             next_bundle: 1,
             plain_next: false,
-            own_deletes: Default::default(),
+            own_deletes: BTreeMap::new(),
+            drift: 0,
+            last_rx: Arc::new(AtomicU64::new(now_ms())),
         }
     }
 
@@ -584,21 +640,43 @@ impl Session {
         if let Err(why) = self.admission.promote() {
             return SessionEnd::Refused(why);
         }
+        // Replace an older connection of this switch only if it has gone
+        // quiet (missed an echo round): a network blip that left it open.
+        // Two live connections (two controller targets on this daemon, an
+        // impostor claiming a switch's dpid) are both served as before:
+        // evicting would make the pair flap, or let the impostor cut off
+        // the real switch.
         let replaced = CancellationToken::new();
+        let me = Registered { session: self.id, end: replaced.clone(), last_rx: Arc::clone(&self.last_rx) };
+        let quiet_after = cfg_echo_ms(&self.shared.cfg);
         if let Some(dpid) = self.dpid {
-            let old = {
-                let mut g = self.shared.by_dpid.lock().unwrap_or_else(|p| p.into_inner());
-                g.insert(dpid, (self.id, replaced.clone()))
-            };
-            if let Some((old_id, token)) = old.filter(|(old_id, _)| *old_id != self.id) {
-                info!(previous_session = old_id, "switch reconnected; closing its previous connection");
-                token.cancel();
+            let mut g = self.shared.by_dpid.lock().unwrap_or_else(|p| p.into_inner());
+            match g.get(&dpid).cloned() {
+                Some(old) if old.session != self.id => {
+                    let silent_ms = now_ms().saturating_sub(old.last_rx.load(Ordering::Relaxed));
+                    if silent_ms > quiet_after {
+                        info!(
+                            previous_session = old.session,
+                            silent_ms, "switch reconnected; closing its previous, silent connection"
+                        );
+                        old.end.cancel();
+                        g.insert(dpid, me);
+                    } else {
+                        warn!(
+                            other_session = old.session,
+                            "a second live connection from the same datapath id; serving both"
+                        );
+                    }
+                }
+                _ => {
+                    g.insert(dpid, me);
+                }
             }
         }
         let end = self.serve(rx, replaced).await;
         if let Some(dpid) = self.dpid {
             let mut g = self.shared.by_dpid.lock().unwrap_or_else(|p| p.into_inner());
-            if g.get(&dpid).is_some_and(|(id, _)| *id == self.id) {
+            if g.get(&dpid).is_some_and(|r| r.session == self.id) {
                 g.remove(&dpid);
             }
         }
@@ -621,6 +699,7 @@ impl Session {
             let retry_at = self.retry_at;
             let audit_at = self.audit_at;
             let counters_at = self.counters_at;
+            let scan_after = self.scan_after;
             let wait_permit = self.want_full && self.full_permit.is_none();
             let permits = self.shared.full_rounds.clone();
             let shutdown = self.shared.shutdown.clone();
@@ -628,7 +707,7 @@ impl Session {
                 _ = shutdown.cancelled() => return SessionEnd::Shutdown,
                 _ = replaced.cancelled() => {
                     let by = self.dpid.and_then(|d| {
-                        self.shared.by_dpid.lock().unwrap_or_else(|p| p.into_inner()).get(&d).map(|(id, _)| *id)
+                        self.shared.by_dpid.lock().unwrap_or_else(|p| p.into_inner()).get(&d).map(|r| r.session)
                     });
                     return SessionEnd::Replaced(by.unwrap_or(0));
                 }
@@ -669,6 +748,8 @@ impl Session {
                 _ = sleep_until(counters_at.unwrap_or_else(far_future)), if counters_at.is_some() => {
                     self.poll_counters().await
                 }
+                // The scan itself starts below, once no round is running.
+                _ = sleep_until(scan_after.unwrap_or_else(far_future)), if scan_after.is_some() => Ok(()),
                 _ = sleep_until(audit_at.unwrap_or_else(far_future)), if audit_at.is_some() => {
                     // Forget what we believe the switch holds: the next
                     // round reads it back and repairs any drift.
@@ -690,8 +771,8 @@ impl Session {
                     return e;
                 }
             }
-            if self.scan_wanted && self.scan.is_none() && self.round.is_none() {
-                self.scan_wanted = false;
+            if self.scan_after.is_some_and(|t| Instant::now() >= t) && self.scan.is_none() && self.round.is_none() {
+                self.scan_after = None;
                 if let Err(e) = self.scan_foreign().await {
                     return e;
                 }
@@ -852,7 +933,8 @@ impl Session {
                         !v10 || ofp::v10::match_to_v10(&f.matcher).is_ok()
                     });
                 let flows_after = usize::try_from(self.flow_count as i64 + delta).unwrap_or(0);
-                return self.send_round("delta", plan, true, current, flows_after, started).await;
+                let drift = self.drift;
+                return self.send_round("delta", plan, true, current, flows_after, (started, drift)).await;
             }
             debug!(from = synced.version, to = current.version, "change log does not reach back; full round");
         }
@@ -889,6 +971,7 @@ impl Session {
                 deadline: Instant::now() + self.shared.cfg.request_timeout,
                 flows: Vec::new(),
                 truncated: false,
+                drift: self.drift,
             });
             self.set_state(SwitchState::Syncing, false);
             Ok(())
@@ -896,7 +979,7 @@ impl Session {
     }
 
     /// Full round, second half: converge from what was read back.
-    async fn converge_from(&mut self, base: Vec<Installed>, complete: bool) -> Result<(), SessionEnd> {
+    async fn converge_from(&mut self, base: Vec<Installed>, complete: bool, drift: u64) -> Result<(), SessionEnd> {
         let Some(dpid) = self.dpid else {
             return Err(SessionEnd::Protocol("round before the datapath id is known".into()));
         };
@@ -915,7 +998,7 @@ impl Session {
         }
         let flows_after = desired.len() + plan.deletions_withheld;
         drop(desired);
-        self.send_round("full", plan, complete, snap, flows_after, started).await
+        self.send_round("full", plan, complete, snap, flows_after, (started, drift)).await
     }
 
     /// Send a plan's changes, then a barrier.
@@ -926,7 +1009,7 @@ impl Session {
         complete: bool,
         snap: Arc<Snapshot>,
         flows_after: usize,
-        started: Instant,
+        (started, drift): (Instant, u64),
     ) -> Result<(), SessionEnd> {
         let mut buf = BytesMut::with_capacity(DATA_CHUNK + 512);
         // Larger rounds go in one atomic bundle: the switch moves from the
@@ -1004,6 +1087,7 @@ impl Session {
             refused: Vec::new(),
             started,
             bundle,
+            drift,
         }));
         Ok(())
     }
@@ -1189,6 +1273,22 @@ impl Session {
                     return Ok(());
                 }
             }
+            _ if self.scan.as_ref().is_some_and(|(x, ..)| *x == xid) => {
+                // The switch will not list its table: no overrides report
+                // until the next audit asks again; nothing else changes.
+                self.scan = None;
+                if let Some(suppressed) = self.noisy.allow() {
+                    warn!(error = %what, suppressed, "switch refused the table scan for foreign overrides");
+                }
+                return Ok(());
+            }
+            _ if self.counters.as_ref().is_some_and(|(x, _)| *x == xid) => {
+                self.counters = None;
+                if let Some(suppressed) = self.noisy.allow() {
+                    warn!(error = %what, suppressed, "switch refused the drop-counter poll");
+                }
+                return Ok(());
+            }
             Some(Round::ReadBack { xid: rx, truncated, .. }) if *rx == xid => {
                 error!(error = %what, "switch refused the flow read-back");
                 *truncated = true;
@@ -1221,18 +1321,20 @@ impl Session {
         // The report of our own delete can come after the round's barrier
         // reply (OVS sends it when a bundle commits), so the last
         // finished round counts too.
-        let ours_to_delete = self.own_deletes.contains(&(fr.cookie, fr.priority))
+        let key = (fr.table_id, fr.cookie, fr.priority);
+        let ours_to_delete = self.own_deletes.remove(&key).is_some()
             || match &self.round {
                 Some(Round::Apply(a)) => a
                     .plan
                     .changes
                     .iter()
-                    .any(|c| matches!(c, Change::Delete(i) if i.cookie == fr.cookie && i.priority == fr.priority)),
+                    .any(|c| matches!(c, Change::Delete(i) if (i.table, i.cookie, i.priority) == key)),
                 _ => false,
             };
         if ours_to_delete {
             return;
         }
+        self.drift += 1;
         let name = port25_rules::compile::drop_rule_name(rule).unwrap_or("default forwarding");
         // One warning per drift: a bridge being deleted reports every flow
         // at once; after the first, the repair round is already due.
@@ -1262,14 +1364,14 @@ impl Session {
         let xid = self.xid();
         let mut b = BytesMut::new();
         ofp::encode_flow_stats_request(&mut b, xid, table, 0, 0);
-        self.scan = Some((xid, Vec::new(), 0));
+        self.scan = Some((xid, Vec::new(), 0, 0));
         self.send(b).await
     }
 
     fn on_scan(&mut self, mp: ofp::MultipartReply) {
         let cfg = self.shared.cfg.policy;
         let max = self.shared.cfg.max_readback_flows;
-        let Some((_, found, seen)) = self.scan.as_mut() else { return };
+        let Some((_, found, seen, more)) = self.scan.as_mut() else { return };
         if let ofp::MultipartBody::Flow(records) = mp.body {
             for r in records {
                 *seen += 1;
@@ -1277,7 +1379,11 @@ impl Session {
                     continue;
                 }
                 let drops = port25_rules::compile::drops_overridden_by(&cfg, r.priority, r.matcher.as_ref(), r.action);
-                if drops.is_empty() || found.len() >= 32 {
+                if drops.is_empty() {
+                    continue;
+                }
+                if found.len() >= 32 {
+                    *more += 1;
                     continue;
                 }
                 let m =
@@ -1294,7 +1400,10 @@ impl Session {
         if mp.more && *seen < max {
             return;
         }
-        let Some((_, found, _)) = self.scan.take() else { return };
+        let Some((_, mut found, _, more)) = self.scan.take() else { return };
+        if more > 0 {
+            found.push(format!("... and {more} more"));
+        }
         let mut changed = false;
         self.shared.fleet.update(self.id, |s| {
             changed = s.overridden_by != found;
@@ -1377,9 +1486,9 @@ impl Session {
     }
 
     async fn finish_readback(&mut self) -> Result<(), SessionEnd> {
-        let Some(Round::ReadBack { flows, truncated, .. }) = self.round.take() else { return Ok(()) };
+        let Some(Round::ReadBack { flows, truncated, drift, .. }) = self.round.take() else { return Ok(()) };
         debug!(flows = flows.len(), complete = !truncated, "read back our flows");
-        self.converge_from(flows, !truncated).await
+        self.converge_from(flows, !truncated, drift).await
     }
 
     async fn on_round_timeout(&mut self) -> Result<(), SessionEnd> {
@@ -1399,19 +1508,18 @@ impl Session {
     fn finish_apply(&mut self) {
         let Some(Round::Apply(mut a)) = self.round.take() else { return };
         self.full_permit = None;
-        self.own_deletes = a
-            .plan
-            .changes
-            .iter()
-            .filter_map(|c| match c {
-                Change::Delete(i)
-                    if matches!(self.shared.cfg.policy.cookies.parse(i.cookie), Some(CookieKind::Base(_))) =>
-                {
-                    Some((i.cookie, i.priority))
+        // Our own base-flow deletes, whose removal reports may still come
+        // (after the barrier reply, even after the next round): kept for
+        // ten seconds, or until their report arrives.
+        let now = Instant::now();
+        self.own_deletes.retain(|_, at| now.duration_since(*at) < Duration::from_secs(10));
+        for c in &a.plan.changes {
+            if let Change::Delete(i) = c {
+                if matches!(self.shared.cfg.policy.cookies.parse(i.cookie), Some(CookieKind::Base(_))) {
+                    self.own_deletes.insert((i.table, i.cookie, i.priority), now);
                 }
-                _ => None,
-            })
-            .collect();
+            }
+        }
         if let Some(b) = &a.bundle {
             if !b.committed && !b.failed {
                 // A barrier reply after a commit without its reply: the
@@ -1449,6 +1557,14 @@ impl Session {
         }
         let flows = usize::try_from(flows).unwrap_or(0);
         self.flow_count = flows;
+        if a.drift != self.drift && a.errors.is_empty() {
+            // A base flow went away after this round read what it starts
+            // from: it may be missing still. Read back and repair at once.
+            self.synced = None;
+            self.pending = true;
+            self.flow_count = flows;
+            return;
+        }
         let ok = a.errors.is_empty() && a.complete;
         let elapsed_ms = a.started.elapsed().as_millis() as u64;
         let version = a.snapshot.version;
@@ -1467,7 +1583,10 @@ impl Session {
             if a.kind == "full" && self.version == ofp::OFP13 {
                 // A scan still unanswered from an earlier round is given up.
                 self.scan = None;
-                self.scan_wanted = true;
+                // A scan already due is not put off by a later round.
+                if self.scan_after.is_none() {
+                    self.scan_after = Some(Instant::now() + Duration::from_millis(200 + (self.id % 64) * 250));
+                }
             }
             self.synced = Some(a.snapshot);
             if self.counters_at.is_none() && self.counters.is_none() {
@@ -1537,6 +1656,12 @@ impl Session {
             s.in_sync = in_sync;
         });
     }
+}
+
+/// How long a session may be silent before a new connection of its
+/// switch counts it as gone: one echo interval and a second.
+fn cfg_echo_ms(cfg: &SessionConfig) -> u64 {
+    u64::try_from(cfg.echo_interval.as_millis()).unwrap_or(u64::MAX).saturating_add(1000)
 }
 
 fn far_future() -> Instant {

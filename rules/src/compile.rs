@@ -14,6 +14,7 @@
 //!                   tcp6, tp_dst=25 / tp_src=25 / nw_frag=yes drop
 //!                   dl_type=0x8100, dl_type=0x88a8           drop
 //!                   ipv6, nw_proto=0                         drop
+//!                   ipv6, nw_frag=first, nw_proto=59         drop
 //! default (0)       any                                      forward
 //! ```
 //!
@@ -44,7 +45,10 @@
 //!   next fragment, hiding a TCP header behind them. RFC 7112 makes such
 //!   packets invalid; receivers that reassemble them anyway would get the
 //!   SYN. A chain OVS parses ends in a real protocol, so nothing valid has
-//!   `nw_proto=0` there.
+//!   `nw_proto=0` there. The kernel datapath keys the same packet
+//!   differently: protocol 59 ("no next header"), first fragment. Its
+//!   cached flow would then follow whatever matches that key, so that is
+//!   dropped too; a first fragment that carries nothing is never valid.
 
 use crate::flow::{CookieSpace, FlowAction, FlowSpec, FragMatch, Match};
 use crate::model::{Dpid, Exemption, Family};
@@ -151,6 +155,7 @@ mod rule {
     pub const DROP_STACKED_VLAN_8100: u64 = 8;
     pub const DROP_STACKED_VLAN_88A8: u64 = 9;
     pub const DROP_UNPARSED_V6: u64 = 10;
+    pub const DROP_V6_FIRST_FRAGMENT_NO_NEXT: u64 = 11;
 }
 
 /// Ethernet types of VLAN tags (802.1Q, 802.1ad). A frame whose parsed
@@ -170,6 +175,7 @@ pub fn drop_rule_name(rule: u64) -> Option<&'static str> {
         rule::DROP_STACKED_VLAN_8100 => "stacked_vlan_8100",
         rule::DROP_STACKED_VLAN_88A8 => "stacked_vlan_88a8",
         rule::DROP_UNPARSED_V6 => "ipv6_unparsed_headers",
+        rule::DROP_V6_FIRST_FRAGMENT_NO_NEXT => "ipv6_first_fragment_no_next_header",
         _ => return None,
     })
 }
@@ -178,8 +184,8 @@ pub fn drop_rule_name(rule: u64) -> Option<&'static str> {
 /// drops of frames the switch cannot read into, and the catch-all
 /// forwarding flow.
 pub fn base_flows(cfg: &PolicyConfig) -> Vec<FlowSpec> {
-    let mut flows = Vec::with_capacity(10);
-    let mut drops: Vec<(Match, u64)> = Vec::with_capacity(9);
+    let mut flows = Vec::with_capacity(11);
+    let mut drops: Vec<(Match, u64)> = Vec::with_capacity(10);
     for fam in Family::BOTH {
         let (dst, src, frag) = match fam {
             Family::V4 => (rule::DROP_TCP_DST_25_V4, rule::DROP_TCP_SRC_25_V4, rule::DROP_TCP_FRAG_V4),
@@ -195,6 +201,7 @@ pub fn base_flows(cfg: &PolicyConfig) -> Vec<FlowSpec> {
         (Match::ethertype(VLAN_TPIDS[0]), rule::DROP_STACKED_VLAN_8100),
         (Match::ethertype(VLAN_TPIDS[1]), rule::DROP_STACKED_VLAN_88A8),
         (Match::ip_proto_of(Family::V6, 0), rule::DROP_UNPARSED_V6),
+        (Match::ip_proto_of(Family::V6, 59).with_ip_frag(FragMatch::First), rule::DROP_V6_FIRST_FRAGMENT_NO_NEXT),
     ]);
     for (matcher, r) in drops {
         flows.push(FlowSpec {
@@ -216,7 +223,7 @@ pub fn base_flows(cfg: &PolicyConfig) -> Vec<FlowSpec> {
 }
 
 /// The base drops that a foreign flow (not ours) in our table overrides:
-/// it sits above the drop priority, it does not drop, and some packet a
+/// it sits at or above the drop priority, it does not drop, and some packet a
 /// drop is for could match it. A match port25 does not model (`None`:
 /// say an `in_port` match) or an action it does not (`None`: say
 /// `output:2`) is assumed to match and to forward: such a flow is named,
@@ -227,7 +234,9 @@ pub fn drops_overridden_by(
     matcher: Option<&Match>,
     action: Option<FlowAction>,
 ) -> Vec<&'static str> {
-    if priority <= cfg.drop_priority || action == Some(FlowAction::Drop) {
+    // At the drop priority itself the winner between two overlapping
+    // flows is undefined in OpenFlow: that counts as overriding too.
+    if priority < cfg.drop_priority || action == Some(FlowAction::Drop) {
         return Vec::new();
     }
     base_flows(cfg)
@@ -352,13 +361,18 @@ mod tests {
         );
         // Below the drops, or itself a drop, or another port / protocol: none.
         assert!(over(20000, Some(from.clone()), Some(FlowAction::Normal)).is_empty());
+        assert_eq!(
+            over(30000, Some(from.clone()), Some(FlowAction::Normal)).len(),
+            3,
+            "equal priority: undefined winner"
+        );
         assert!(over(50000, Some(from), Some(FlowAction::Drop)).is_empty());
         assert!(
             over(50000, Some(Match::tcp(v4).with_tcp_dst(80).with_tcp_src(443)), Some(FlowAction::Normal)).is_empty()
         );
         assert!(over(50000, Some(Match::ethertype(0x0806)), Some(FlowAction::Normal)).is_empty());
         // A match or action port25 does not model: assumed to override all.
-        assert_eq!(over(50000, None, Some(FlowAction::Normal)).len(), 9);
+        assert_eq!(over(50000, None, Some(FlowAction::Normal)).len(), 10);
         assert_eq!(over(50000, Some(Match::tcp(v4).with_tcp_src(25).with_tcp_dst(80)), None), vec!["tcp_src_25_ipv4"]);
     }
 

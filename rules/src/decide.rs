@@ -57,6 +57,7 @@ pub enum Verdict {
 }
 
 /// The port-25 policy for one switch:
+/// - an IPv6 first fragment with no next header (59) is dropped;
 /// - a frame the switch cannot read into (more VLAN tags than it parses,
 ///   an IPv6 header chain it cannot parse) is dropped, whoever sent it:
 ///   nothing tells whether it carries TCP to port 25;
@@ -70,6 +71,11 @@ pub fn decide<'a, I>(exemptions: I, dpid: Dpid, pkt: &Packet) -> Verdict
 where
     I: IntoIterator<Item = &'a Exemption>,
 {
+    // What a kernel datapath makes of a cut-off IPv6 header chain, and
+    // never a valid packet: a first fragment with "no next header".
+    if pkt.dst.is_ipv6() && pkt.fragment == Fragment::First && pkt.ip_proto == 59 {
+        return Verdict::Drop;
+    }
     match pkt.headers {
         Headers::ExtraVlanTag { .. } => return Verdict::Drop,
         Headers::BrokenIpv6Chain if pkt.dst.is_ipv6() => return Verdict::Drop,

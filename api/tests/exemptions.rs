@@ -222,31 +222,9 @@ async fn store_failure_is_a_generic_500_and_publishes_nothing() {
     }
 }
 
-/// A store that takes its time, like a slow fsync.
-struct SlowStore(MemStore);
-
-impl ExemptionStore for SlowStore {
-    fn list(&self) -> Result<Vec<Exemption>, StoreError> {
-        self.0.list()
-    }
-    fn get(&self, id: ExemptionId) -> Result<Option<Exemption>, StoreError> {
-        self.0.get(id)
-    }
-    fn commit(&self, change: Change, ctx: &AuditContext, at: OffsetDateTime) -> Result<Committed, StoreError> {
-        std::thread::sleep(Duration::from_millis(300));
-        self.0.commit(change, ctx, at)
-    }
-    fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
-        self.0.audit(q)
-    }
-    fn last_audit_seq(&self) -> Result<u64, StoreError> {
-        self.0.last_audit_seq()
-    }
-}
-
 #[tokio::test]
 async fn grant_abandoned_by_client_is_still_published() {
-    let h = harness_with(Arc::new(SlowStore(MemStore::new())));
+    let h = harness_with(Arc::new(common::SlowStore(MemStore::new())));
     let mut rx = h.policy.clone();
     rx.mark_unchanged();
     // The client gives up while the store is still writing: axum drops

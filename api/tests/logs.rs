@@ -9,11 +9,7 @@ use std::time::Duration;
 
 use axum::http::{header, Method, StatusCode};
 use common::{harness_with, json_request};
-use port25_rules::{
-    AuditContext, AuditEntry, AuditQuery, Change, Committed, Exemption, ExemptionId, ExemptionStore, MemStore,
-    StoreError,
-};
-use time::OffsetDateTime;
+use port25_rules::{AuditContext, MemStore};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Metadata, Subscriber};
@@ -80,28 +76,6 @@ fn logged(message: &str, request_id: &str) -> Vec<Logged> {
         .collect()
 }
 
-/// A store that takes its time, like a slow fsync.
-struct SlowStore(MemStore);
-
-impl ExemptionStore for SlowStore {
-    fn list(&self) -> Result<Vec<Exemption>, StoreError> {
-        self.0.list()
-    }
-    fn get(&self, id: ExemptionId) -> Result<Option<Exemption>, StoreError> {
-        self.0.get(id)
-    }
-    fn commit(&self, change: Change, ctx: &AuditContext, at: OffsetDateTime) -> Result<Committed, StoreError> {
-        std::thread::sleep(Duration::from_millis(300));
-        self.0.commit(change, ctx, at)
-    }
-    fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
-        self.0.audit(q)
-    }
-    fn last_audit_seq(&self) -> Result<u64, StoreError> {
-        self.0.last_audit_seq()
-    }
-}
-
 fn with_id(method: Method, uri: &str, body: &str, id: &str) -> axum::http::Request<axum::body::Body> {
     let mut req = json_request(method, uri, body);
     req.headers_mut().insert("x-request-id", id.parse().unwrap());
@@ -114,7 +88,7 @@ fn with_id(method: Method, uri: &str, body: &str, id: &str) -> axum::http::Reque
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_abandoned_by_the_client_are_logged_once() {
     events();
-    let h = harness_with(Arc::new(SlowStore(MemStore::new())));
+    let h = harness_with(Arc::new(common::SlowStore(MemStore::new())));
     let mut rx = h.policy.clone();
 
     for (req, message, id) in [

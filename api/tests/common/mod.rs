@@ -11,8 +11,12 @@ use http_body_util::BodyExt;
 use port25_api::auth::{parse_sha256_hex, sha256_hex};
 use port25_api::{app, ApiOptions, ApiToken, AppState, Role, Tokens, Writer};
 use port25_controller::Fleet;
-use port25_rules::{Exemption, ExemptionStore, MemStore, Snapshot};
+use port25_rules::{
+    AuditContext, AuditEntry, AuditQuery, Change, Committed, Exemption, ExemptionId, ExemptionStore, MemStore,
+    Snapshot, StoreError,
+};
 use serde_json::Value;
+use time::OffsetDateTime;
 use tokio::sync::watch;
 use tower::ServiceExt;
 
@@ -153,4 +157,26 @@ pub fn post_json(body: &str) -> Request<Body> {
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from(body.to_owned()))
         .unwrap()
+}
+
+/// A store that takes its time, like a slow fsync.
+pub struct SlowStore(pub MemStore);
+
+impl ExemptionStore for SlowStore {
+    fn list(&self) -> Result<Vec<Exemption>, StoreError> {
+        self.0.list()
+    }
+    fn get(&self, id: ExemptionId) -> Result<Option<Exemption>, StoreError> {
+        self.0.get(id)
+    }
+    fn commit(&self, change: Change, ctx: &AuditContext, at: OffsetDateTime) -> Result<Committed, StoreError> {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        self.0.commit(change, ctx, at)
+    }
+    fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+        self.0.audit(q)
+    }
+    fn last_audit_seq(&self) -> Result<u64, StoreError> {
+        self.0.last_audit_seq()
+    }
 }

@@ -580,6 +580,11 @@ fn a_drop_deleted_by_hand_is_restored_at_once_not_at_the_next_audit() {
     assert_eq!(br.trace(&syn25), DROP);
     let st = d.wait_in_sync(&dpid);
     assert!(st["last_error"].as_str().unwrap_or("").contains("tcp_dst_25_ipv4"), "not reported: {st}");
+    // Deleted again at once (as another controller would): repaired after
+    // a pause instead of in a tight loop, but repaired.
+    run_ofctl(&br, &["del-flows", "--strict", &br.name, "priority=30000,tcp,tp_dst=25"]);
+    let back = wait_for(Duration::from_secs(10), || (ours(&br) == expected(&[])).then_some(()));
+    assert!(back.is_some(), "the drop was not restored the second time: {:#?}", ours(&br));
     // Our own deletions (a revoke) raise no alarm and no extra round.
     let id = d.grant("198.51.100.7");
     d.wait_in_sync(&dpid);

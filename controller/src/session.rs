@@ -577,6 +577,10 @@ struct Session {
     drift: u64,
     /// Shared with the reader: when anything last arrived.
     last_rx: Arc<AtomicU64>,
+    /// When a reported base-flow removal last started a repair, and the
+    /// pause before the next one if removals keep coming.
+    last_repair: Option<Instant>,
+    repair_backoff: Duration,
 }
 
 impl Session {
@@ -611,6 +615,8 @@ impl Session {
             own_deletes: BTreeMap::new(),
             drift: 0,
             last_rx: Arc::new(AtomicU64::new(now_ms())),
+            last_repair: None,
+            repair_backoff: Duration::ZERO,
         }
     }
 
@@ -1338,7 +1344,7 @@ impl Session {
         let name = port25_rules::compile::drop_rule_name(rule).unwrap_or("default forwarding");
         // One warning per drift: a bridge being deleted reports every flow
         // at once; after the first, the repair round is already due.
-        let first = self.synced.is_some() || !self.pending;
+        let first = self.synced.is_some() || !(self.pending || self.retry_at.is_some());
         if !first {
             debug!(rule = name, "another base flow removed; repair round already due");
         } else if let Some(suppressed) = self.noisy.allow() {
@@ -1353,7 +1359,27 @@ impl Session {
         }
         self.note_error(format!("the switch removed base flow {name} (cookie 0x{:016x}); restoring it", fr.cookie));
         self.synced = None;
-        self.pending = true;
+        if !first {
+            // The repair of this burst is already due.
+            return;
+        }
+        // Removals that keep coming (another controller deleting what we
+        // put back) are repaired with a growing pause, not in a tight loop.
+        let now = Instant::now();
+        let again = self.last_repair.is_some_and(|t| now.duration_since(t) < Duration::from_secs(10));
+        self.last_repair = Some(now);
+        if again {
+            let cfg = &self.shared.cfg;
+            self.repair_backoff = (self.repair_backoff * 2).max(cfg.retry_min).min(cfg.retry_max);
+            warn!(
+                retry_in_ms = self.repair_backoff.as_millis() as u64,
+                "port25d's base flows keep being removed (another controller?); repairing after a pause"
+            );
+            self.retry_at = Some(now + self.repair_backoff);
+        } else {
+            self.repair_backoff = Duration::ZERO;
+            self.pending = true;
+        }
     }
 
     /// Read every flow of our table, foreign ones included, to find those

@@ -396,14 +396,7 @@ fn the_periodic_audit_repairs_flows_deleted_by_hand() {
     // An operator deletes an exemption's allow by hand (a deleted drop
     // comes back sooner, through the switch's flow-removed report: see
     // a_drop_deleted_by_hand_is_restored_at_once_not_at_the_next_audit).
-    let del = |m: &str| {
-        let out = std::process::Command::new("ovs-ofctl")
-            .args(["-O", "OpenFlow13", "del-flows", "--strict", &br.name, m])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    };
-    del("priority=40000,tcp,nw_src=198.51.100.5");
+    br.del_flow_strict("priority=40000,tcp,nw_src=198.51.100.5");
     assert_eq!(ours(&br).len(), want.len() - 1);
     wait_for(Duration::from_secs(10), || (ours(&br) == want).then_some(()))
         .unwrap_or_else(|| panic!("drift not repaired: {:#?}", ours(&br)));
@@ -415,15 +408,7 @@ fn the_periodic_audit_repairs_flows_deleted_by_hand() {
 
 /// An Ethernet/IPv4/TCP SYN as hex, for `ovs-ofctl packet-out`.
 fn syn_hex(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> String {
-    let mut p: Vec<u8> = vec![0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00];
-    let ip = [0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0];
-    p.extend_from_slice(&ip);
-    p.extend_from_slice(&src);
-    p.extend_from_slice(&dst);
-    p.extend_from_slice(&sport.to_be_bytes());
-    p.extend_from_slice(&dport.to_be_bytes());
-    p.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0]);
-    p.iter().map(|b| format!("{b:02x}")).collect()
+    eth(&[], 0x0800, &ipv4_tcp(src, dst, sport, dport))
 }
 
 /// Bytes as hex.
@@ -574,7 +559,7 @@ fn a_drop_deleted_by_hand_is_restored_at_once_not_at_the_next_audit() {
     let a = br.port_a();
     let syn25 = format!("in_port={a},dl_dst=ff:ff:ff:ff:ff:ff,tcp,nw_src=198.51.100.1,nw_dst=192.0.2.1,tp_dst=25");
     assert_eq!(br.trace(&syn25), DROP);
-    run_ofctl(&br, &["del-flows", "--strict", &br.name, "priority=30000,tcp,tp_dst=25"]);
+    br.del_flow_strict("priority=30000,tcp,tp_dst=25");
     let back = wait_for(Duration::from_secs(10), || (ours(&br) == expected(&[])).then_some(()));
     assert!(back.is_some(), "the drop was not restored: {:#?}", ours(&br));
     assert_eq!(br.trace(&syn25), DROP);
@@ -582,7 +567,7 @@ fn a_drop_deleted_by_hand_is_restored_at_once_not_at_the_next_audit() {
     assert!(st["last_error"].as_str().unwrap_or("").contains("tcp_dst_25_ipv4"), "not reported: {st}");
     // Deleted again at once (as another controller would): repaired after
     // a pause instead of in a tight loop, but repaired.
-    run_ofctl(&br, &["del-flows", "--strict", &br.name, "priority=30000,tcp,tp_dst=25"]);
+    br.del_flow_strict("priority=30000,tcp,tp_dst=25");
     let back = wait_for(Duration::from_secs(10), || (ours(&br) == expected(&[])).then_some(()));
     assert!(back.is_some(), "the drop was not restored the second time: {:#?}", ours(&br));
     // Our own deletions (a revoke) raise no alarm and no extra round.
@@ -621,11 +606,6 @@ fn moving_to_another_table_removes_every_flow_of_ours_from_the_old_one() {
     d.stop();
 }
 
-fn run_ofctl(br: &Bridge, args: &[&str]) {
-    let out = std::process::Command::new("ovs-ofctl").arg("-O").arg(br.protocols()).args(args).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-}
-
 #[test]
 fn a_foreign_flow_that_overrides_the_drops_is_reported_and_left_alone() {
     let dir = tempfile::tempdir().unwrap();
@@ -655,7 +635,7 @@ fn a_foreign_flow_that_overrides_the_drops_is_reported_and_left_alone() {
     assert!(over[0].contains("cookie=0x1234") && over[0].contains("tcp_dst_25_ipv4"), "{st}");
     assert!(br.flows().iter().any(|l| l == smtp), "the foreign flow was touched");
     // Gone: the report clears at the next scan.
-    run_ofctl(&br, &["del-flows", "--strict", &br.name, "priority=50000,tcp,tp_dst=25"]);
+    br.del_flow_strict("priority=50000,tcp,tp_dst=25");
     wait_for(Duration::from_secs(10), || d.switch(&dpid)?["overridden_by"].as_array()?.is_empty().then_some(()))
         .unwrap_or_else(|| panic!("override report never cleared: {:?}", d.switch(&dpid)));
     d.stop();

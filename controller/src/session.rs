@@ -1032,7 +1032,8 @@ impl Session {
             None
         };
         let first_xid = self.next_xid;
-        let cookies = &self.shared.cfg.policy.cookies.clone();
+        // A copy (CookieSpace is Copy): self is borrowed mutably below.
+        let cookies = self.shared.cfg.policy.cookies;
         let mut inner = BytesMut::with_capacity(512);
         for (n, change) in plan.changes.iter().enumerate() {
             if n % 1024 == 1023 {
@@ -1042,10 +1043,10 @@ impl Session {
             let xid = self.xid();
             match &bundle {
                 None if self.version == ofp::OFP10 => encode_change_v10(&mut buf, xid, change),
-                None => encode_change(&mut buf, xid, change, cookies),
+                None => encode_change(&mut buf, xid, change, &cookies),
                 Some(b) => {
                     inner.clear();
-                    encode_change(&mut inner, xid, change, cookies);
+                    encode_change(&mut inner, xid, change, &cookies);
                     if let Err(e) = bundle::encode_bundle_add(&mut buf, b.id, BUNDLE_FLAGS, &inner) {
                         error!(error = %e, change = %change.describe(), "change not encoded into the bundle");
                     }

@@ -241,27 +241,13 @@ pub fn drops_overridden_by(
     }
     base_flows(cfg)
         .iter()
-        .filter(|f| f.action == FlowAction::Drop && matcher.is_none_or_overlaps(&f.matcher))
+        .filter(|f| f.action == FlowAction::Drop && matcher.is_none_or(|m| m.may_overlap(&f.matcher)))
         .filter_map(|f| cfg.cookies.parse(f.cookie))
         .filter_map(|k| match k {
             crate::flow::CookieKind::Base(rule) => drop_rule_name(rule),
             _ => None,
         })
         .collect()
-}
-
-/// `None` (unmodelled) counts as overlapping.
-trait NoneOrOverlaps {
-    fn is_none_or_overlaps(&self, other: &Match) -> bool;
-}
-
-impl NoneOrOverlaps for Option<&Match> {
-    fn is_none_or_overlaps(&self, other: &Match) -> bool {
-        match self {
-            None => true,
-            Some(m) => m.may_overlap(other),
-        }
-    }
 }
 
 /// The allow flows of one exemption (whatever switch it is for).

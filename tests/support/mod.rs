@@ -161,6 +161,11 @@ impl Bridge {
         run("ovs-ofctl", &["-O", &self.protocols, "add-flow", &self.name, flow]).unwrap();
     }
 
+    /// `ovs-ofctl del-flows --strict`: exactly the flow with this match and priority.
+    pub fn del_flow_strict(&self, flow: &str) {
+        run("ovs-ofctl", &["-O", &self.protocols, "del-flows", "--strict", &self.name, flow]).unwrap();
+    }
+
     /// The switch's own verdict: the "Datapath actions:" line of ofproto/trace.
     pub fn trace(&self, flow: &str) -> String {
         let out = run("ovs-appctl", &["ofproto/trace", &self.name, flow]).unwrap();
